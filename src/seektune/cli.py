@@ -1,0 +1,150 @@
+"""seektune <verb>: each command parses its arguments and calls one function."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from seektune import __version__
+from seektune.errors import SeektuneError
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub here; hub ids resolve from the local HF cache
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for name in ("transformers", "accelerate", "peft", "httpx", "urllib3"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def cmd_train(args) -> None:
+    from seektune import config
+    from seektune.train.loop import train
+
+    train(config.load(args.config, args.overrides), resume=args.resume)
+
+
+def cmd_chat(args) -> None:
+    from transformers import TextStreamer
+
+    from seektune.models.generation import generate
+    from seektune.models.loading import load_for_inference
+    from seektune.runtime import set_threads
+
+    set_threads()
+    model, tokenizer = load_for_inference(args.model)
+    system = [{"role": "system", "content": args.system}] if args.system else []
+    if args.prompt is not None:
+        print(generate(model, tokenizer, system + [{"role": "user", "content": args.prompt}],
+                       args.max_new_tokens, args.temperature))
+        return
+    history = list(system)
+    streamer = TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    print("chat: empty line or Ctrl-D quits, /reset clears the history")
+    while True:
+        try:
+            line = input("you> ").strip()
+        except EOFError:
+            break
+        if not line:
+            break
+        if line == "/reset":
+            history = list(system)
+            continue
+        history.append({"role": "user", "content": line})
+        print("model> ", end="", flush=True)
+        answer = generate(model, tokenizer, history, args.max_new_tokens, args.temperature, streamer=streamer)
+        history.append({"role": "assistant", "content": answer})
+
+
+def cmd_models(args) -> None:
+    from seektune.models.registry import PACKAGED
+
+    for m in PACKAGED.values():
+        state = "cached" if (m.cached_dir() / "config.json").is_file() else (
+            "available" if m.available() else "not installed")
+        print(f"{m.name:30s} {state:14s} {m.description}\n{'':45s} needs: {m.requirement}")
+    print("\nAlso: any local Hugging Face model directory, or a hub id already in the HF cache.")
+
+
+def cmd_demo(args) -> None:
+    from seektune import config
+    from seektune.demo import compare, report
+    from seektune.models.registry import PACKAGED
+    from seektune.train.loop import train
+
+    cfg = config.load(args.config, args.overrides)
+    packaged = PACKAGED.get(cfg.model.name_or_path)
+    if packaged and not packaged.available():
+        print(f"skipped: {cfg.model.name_or_path} is not installed ({packaged.requirement})")
+        return
+    if not (cfg.run_dir / "final").is_dir() or args.retrain:
+        cfg.output.overwrite = True
+        train(cfg)
+    rows = compare(cfg, Path(args.heldout), args.max_new_tokens)
+    text, scores = report(rows)
+    (cfg.run_dir / "demo_report.md").write_text(text + "\n", encoding="utf-8")
+    (cfg.run_dir / "demo_scores.json").write_text(json.dumps(scores, indent=1))
+    print(text)
+    print(f"\nreport: {cfg.run_dir / 'demo_report.md'}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from seektune.config import describe
+
+    parser = argparse.ArgumentParser(prog="seektune", description="Fine-tune causal LMs into domain experts.")
+    parser.add_argument("--version", action="version", version=f"seektune {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    keys = "config keys (YAML sections, or dotted.key=value on the command line):\n" + "\n".join(describe())
+    p = sub.add_parser("train", help="fine-tune a model", epilog=keys, formatter_class=argparse.RawTextHelpFormatter,
+                       description="Fine-tune a model from a YAML config plus dotted.key=value overrides.")
+    p.add_argument("config", help="YAML config file")
+    p.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. train.learning_rate=1e-4")
+    p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("chat", help="talk to a run, an adapter, a model directory or a packaged model",
+                       description="Interactive chat, or one answer with --prompt.")
+    p.add_argument("model", help="run directory, final/ adapter or model directory, or packaged name")
+    p.add_argument("--prompt", help="answer this one prompt and exit")
+    p.add_argument("--system", help="system message")
+    p.add_argument("--max-new-tokens", type=int, default=256, help="generation length limit")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("models", help="list the models seektune can load offline",
+                       description="List packaged models and whether they are installed or cached.")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("demo", help="train a demo config, then compare base vs tuned on held-out questions",
+                       description="Train (unless already trained) and print base vs tuned answers with scores.")
+    p.add_argument("config", help="demo YAML config")
+    p.add_argument("--heldout", required=True, help="JSONL of held-out {question, reference, key_fact}")
+    p.add_argument("overrides", nargs="*", help="dotted.key=value overrides")
+    p.add_argument("--retrain", action="store_true", help="train again even if the run has a final model")
+    p.add_argument("--max-new-tokens", type=int, default=48, help="answer length limit")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_libraries()
+    try:
+        args.func(args)
+    except SeektuneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

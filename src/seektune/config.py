@@ -1,0 +1,268 @@
+"""The one typed config tree: model, method, data, train, output.
+
+Defaults live only here. Unknown keys and bad values fail with a message naming the dotted key
+and, for typos, the closest valid key. `load()` merges YAML with `dotted.key=value` overrides.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from seektune.errors import ConfigError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(Section):
+    name_or_path: str = Field(
+        "smollm2-135m-instruct",
+        description="packaged name (see `seektune models`), a local HF directory, or a hub id already in the HF cache",
+    )
+    revision: str | None = Field(None, description="hub revision (branch, tag or commit) for hub ids")
+    trust_remote_code: bool = Field(False, description="run modelling code shipped with the checkpoint (off by default)")
+    chat_template: str | None = Field(
+        None,
+        description="named template (deepseek-v3, deepseek-r1, chatml, llama3, qwen2.5) used when the tokenizer has "
+        "none, or to replace its own",
+    )
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = Field(
+        "sdpa", description="attention kernel passed to transformers"
+    )
+
+
+class LoraConfig(Section):
+    r: int = Field(16, gt=0, description="LoRA rank")
+    lora_alpha: float = Field(32.0, gt=0, description="LoRA scaling numerator (scale = alpha / r)")
+    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0, description="dropout on the LoRA input")
+    target_modules: str | list[str] = Field(
+        "all-linear",
+        description="module names to wrap, 'all-linear', or a preset: deepseek (MLA + dense, shared and routed "
+        "expert MLPs; needs lora_dropout=0), deepseek-attention (MLA only)",
+    )
+    target_parameters: list[str] = Field(
+        default_factory=list,
+        description="fused parameters to adapt through peft's parameter targeting (e.g. mlp.experts.gate_up_proj)",
+    )
+    modules_to_save: list[str] = Field(default_factory=list, description="modules trained fully alongside LoRA")
+
+
+class FreezeConfig(Section):
+    trainable_layers: int = Field(2, ge=0, description="number of last transformer layers left trainable")
+    train_head: bool = Field(True, description="train the output head (lm_head) too")
+    train_embeddings: bool = Field(False, description="train the input embeddings too")
+
+
+class MethodConfig(Section):
+    name: Literal["full", "freeze", "lora"] = Field("lora", description="how the model is prepared for training")
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    freeze: FreezeConfig = Field(default_factory=FreezeConfig)
+
+
+class DataFile(Section):
+    path: str = Field(description="JSON or JSONL file")
+    format: Literal["auto", "alpaca", "sharegpt", "openai", "text"] = Field("auto", description="record format")
+
+
+class DataConfig(Section):
+    train: list[DataFile] = Field(default_factory=list, description="training files")
+    eval: list[DataFile] = Field(default_factory=list, description="evaluation files (eval loss, early stopping)")
+    eval_fraction: float = Field(
+        0.0, ge=0.0, lt=1.0, description="fraction of train held out for eval when no eval files are given"
+    )
+    system_prompt: str | None = Field(None, description="system message added to records that have none")
+    max_length: int = Field(512, ge=8, description="maximum tokens per sample (and per packed row)")
+    overlength: Literal["truncate", "drop", "error"] = Field(
+        "truncate", description="what to do with samples longer than max_length"
+    )
+    packing: bool = Field(True, description="pack several samples per row (attention does not cross samples)")
+    train_on: Literal["all_assistant", "last_assistant"] = Field(
+        "all_assistant", description="which assistant turns are supervised"
+    )
+    on_error: Literal["raise", "skip"] = Field(
+        "raise", description="malformed record: stop with file:line, or skip it and count it"
+    )
+
+    @field_validator("train", "eval", mode="before")
+    @classmethod
+    def _paths_to_files(cls, value: Any) -> Any:
+        """Accept bare path strings as shorthand for {path: ...}."""
+        if isinstance(value, (str, dict)):
+            value = [value]
+        if isinstance(value, list):
+            return [{"path": v} if isinstance(v, str) else v for v in value]
+        return value
+
+
+class TrainConfig(Section):
+    seed: int = Field(42, description="seeds Python, NumPy, torch and the data order")
+    epochs: float = Field(1.0, gt=0, description="passes over the training data (ignored when max_steps > 0)")
+    max_steps: int = Field(0, ge=0, description="optimizer steps to run; 0 = derived from epochs")
+    micro_batch_size: int = Field(4, gt=0, description="rows per forward pass per process")
+    gradient_accumulation_steps: int = Field(1, gt=0, description="micro-batches per optimizer step")
+    learning_rate: float = Field(2e-4, gt=0, description="peak learning rate")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW decoupled weight decay (not applied to norms/biases)")
+    adam_beta1: float = Field(0.9, gt=0, lt=1, description="AdamW beta1")
+    adam_beta2: float = Field(0.999, gt=0, lt=1, description="AdamW beta2")
+    warmup_ratio: float = Field(0.03, ge=0, lt=1, description="fraction of steps with linear warmup")
+    lr_scheduler: Literal["linear", "cosine", "constant"] = Field("cosine", description="decay after warmup")
+    max_grad_norm: float = Field(1.0, ge=0, description="gradient clipping norm; 0 disables clipping")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="autocast dtype; auto = bf16 where the CPU/GPU runs it fast, else fp32"
+    )
+    gradient_checkpointing: bool = Field(False, description="recompute activations to save memory")
+    eval_every: int = Field(0, ge=0, description="evaluate every N optimizer steps (0 = only at the end)")
+    early_stopping_patience: int = Field(
+        0, ge=0, description="stop after N evaluations without improvement (0 = off)"
+    )
+    save_every: int = Field(0, ge=0, description="checkpoint every N optimizer steps (0 = only the final model)")
+    keep_last: int = Field(2, ge=1, description="complete checkpoints kept on disk")
+    log_every: int = Field(1, ge=1, description="write metrics every N optimizer steps")
+    num_threads: int = Field(0, ge=0, description="torch CPU threads; 0 = the cores available to this process")
+
+
+class OutputConfig(Section):
+    dir: str = Field("runs", description="parent directory of run directories")
+    name: str = Field("run", description="run directory name: <dir>/<name>")
+    overwrite: bool = Field(False, description="replace an existing finished run of the same name")
+
+
+class Config(Section):
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    method: MethodConfig = Field(default_factory=MethodConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @model_validator(mode="after")
+    def _check_cross_fields(self) -> "Config":
+        if not self.data.train:
+            raise ValueError("data.train: at least one training file is required")
+        if self.train.early_stopping_patience and not (self.data.eval or self.data.eval_fraction):
+            raise ValueError("train.early_stopping_patience needs data.eval files or data.eval_fraction > 0")
+        return self
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output.dir) / self.output.name
+
+
+# Names other tools use for our keys; a typo hint difflib cannot find.
+_SYNONYMS = {"rank": "r", "alpha": "lora_alpha", "dropout": "lora_dropout", "lr": "learning_rate",
+             "batch_size": "micro_batch_size", "grad_accum": "gradient_accumulation_steps",
+             "num_epochs": "epochs", "num_train_epochs": "epochs", "model_name_or_path": "name_or_path",
+             "cutoff_len": "max_length", "max_seq_length": "max_length", "output_dir": "dir"}
+
+
+def _section_for(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """Walk the schema along a pydantic error location to the model that owns the last key."""
+    model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        annotation = field.annotation
+        inner = getattr(annotation, "__args__", None)
+        candidates = [annotation, *(inner or [])]
+        nxt = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if nxt is None:
+            return None
+        model = nxt
+    return model
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = [f"invalid config ({source}):"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            owner = _section_for(e["loc"])
+            names = list(owner.model_fields) if owner else []
+            typo = str(e["loc"][-1])
+            close = [_SYNONYMS[typo]] if _SYNONYMS.get(typo) in names else difflib.get_close_matches(typo, names, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys here: {', '.join(names)}"
+            lines.append(f"  {key}: unknown key{hint}")
+        else:
+            got = e.get("input")
+            got_text = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+            lines.append(f"  {key or '<root>'}: {e['msg']}{got_text}")
+    return "\n".join(lines)
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"override '{item}' must look like dotted.key=value")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set `a.b.c=value` items into a nested dict; values are parsed as YAML scalars or lists."""
+    for item in overrides:
+        keys, value = _parse_override(item)
+        node = tree
+        for k in keys[:-1]:
+            if not isinstance(node.get(k, {}), dict):
+                raise ConfigError(f"override '{item}': '{k}' is not a section")
+            node = node.setdefault(k, {})
+        node[keys[-1]] = value
+    return tree
+
+
+def load(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config, apply overrides, validate strictly, and resolve data paths against the YAML's folder."""
+    tree: dict[str, Any] = {}
+    source = "command line"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    tree = apply_overrides(tree, overrides or [])
+    try:
+        cfg = Config.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source)) from None
+    if path is not None:
+        base = Path(path).resolve().parent
+        for f in [*cfg.data.train, *cfg.data.eval]:
+            if not Path(f.path).is_absolute() and not Path(f.path).exists() and (base / f.path).exists():
+                f.path = str(base / f.path)
+    return cfg
+
+
+def save(cfg: Config, path: Path) -> None:
+    """Write the resolved config (every default filled in) as YAML."""
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+
+def describe(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:
+    """One line per config key with its default and help, for `seektune train --help`."""
+    lines: list[str] = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel) and ann is not DataFile:
+            lines.extend(describe(ann, key + "."))
+            continue
+        default = field.get_default(call_default_factory=True)
+        lines.append(f"  {key} = {default!r}\n      {field.description or ''}")
+    return lines

@@ -1,0 +1,98 @@
+"""From the data section of the config to training and eval rows, with a report of every count."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from seektune.config import DataConfig, DataFile
+from seektune.data.batching import Row, pack, unpacked
+from seektune.data.formats import ReadReport, Record, read_file
+from seektune.data.render import Renderer, Sample
+from seektune.errors import DataError
+
+
+@dataclass
+class DataReport:
+    read: ReadReport = field(default_factory=ReadReport)
+    train_samples: int = 0
+    eval_samples: int = 0
+    train_rows: int = 0
+    train_tokens: int = 0
+    train_supervised_tokens: int = 0
+    truncated: int = 0
+    dropped_overlength: int = 0
+    split_for_template: int = 0
+
+    def lines(self) -> list[str]:
+        out = [
+            f"records read: {self.read.read}, skipped: {sum(self.read.skipped.values())}",
+            f"train samples: {self.train_samples} in {self.train_rows} rows, eval samples: {self.eval_samples}",
+            f"train tokens: {self.train_tokens} ({self.train_supervised_tokens} supervised)",
+            f"truncated: {self.truncated}, dropped (too long / nothing supervised): {self.dropped_overlength}",
+        ]
+        if self.split_for_template:
+            out.append(f"conversations split per turn (template rewrites history): {self.split_for_template}")
+        for reason, n in self.read.skipped.items():
+            out.append(f"  skipped {n} x {reason}")
+        out += [f"  e.g. {s}" for s in self.read.first_skips]
+        return out
+
+    def as_dict(self) -> dict:
+        return {
+            "records_read": self.read.read, "records_skipped": dict(self.read.skipped),
+            "train_samples": self.train_samples, "eval_samples": self.eval_samples,
+            "train_rows": self.train_rows, "train_tokens": self.train_tokens,
+            "train_supervised_tokens": self.train_supervised_tokens, "truncated": self.truncated,
+            "dropped": self.dropped_overlength, "split_for_template": self.split_for_template,
+        }
+
+
+def _read_all(files: list[DataFile], cfg: DataConfig, report: ReadReport) -> list[Record]:
+    records: list[Record] = []
+    for f in files:
+        records += read_file(f.path, f.format, cfg.system_prompt, cfg.on_error, report)
+    return records
+
+
+def _render(records: list[Record], renderer: Renderer) -> list[Sample]:
+    samples: list[Sample] = []
+    for r in records:
+        if isinstance(r.content, str):
+            samples += renderer.text(r.content, r.where)
+        else:
+            samples += renderer.conversation(r.content, r.where)
+    return samples
+
+
+@dataclass
+class Datasets:
+    train: list[Row]
+    eval: list[Row]
+    report: DataReport
+
+
+def build(cfg: DataConfig, tokenizer, seed: int) -> Datasets:
+    report = DataReport()
+    train_records = _read_all(cfg.train, cfg, report.read)
+    eval_records = _read_all(cfg.eval, cfg, report.read)
+    if not eval_records and cfg.eval_fraction > 0:
+        shuffled = train_records[:]
+        random.Random(seed).shuffle(shuffled)
+        k = max(1, int(len(shuffled) * cfg.eval_fraction))
+        eval_records, train_records = shuffled[:k], shuffled[k:]
+    renderer = Renderer(tokenizer, cfg.max_length, cfg.overlength, cfg.train_on)
+    train_samples = _render(train_records, renderer)
+    eval_samples = _render(eval_records, renderer)
+    if not train_samples:
+        raise DataError("no training samples left after reading and rendering; see the data report above")
+    train_rows = pack(train_samples, cfg.max_length) if cfg.packing else unpacked(train_samples)
+    eval_rows = pack(eval_samples, cfg.max_length) if cfg.packing else unpacked(eval_samples)
+    report.train_samples, report.eval_samples = len(train_samples), len(eval_samples)
+    report.train_rows = len(train_rows)
+    report.train_tokens = sum(len(r.input_ids) for r in train_rows)
+    report.train_supervised_tokens = sum(r.supervised for r in train_rows)
+    report.truncated = renderer.stats.truncated
+    report.dropped_overlength = renderer.stats.dropped_overlength
+    report.split_for_template = renderer.stats.split_for_template
+    return Datasets(train_rows, eval_rows, report)

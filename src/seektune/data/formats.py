@@ -1,0 +1,220 @@
+"""Read alpaca, ShareGPT, OpenAI-messages and plain-text records from JSON or JSONL into one shape.
+
+A conversation is a list of {"role": system|user|assistant, "content": str}; a text record is a str.
+Every record keeps its file and line so errors point at the exact place.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Literal, Union
+
+from seektune.errors import DataError
+
+Message = dict[str, str]
+Conversation = list[Message]
+Format = Literal["auto", "alpaca", "sharegpt", "openai", "text"]
+
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+                  "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "model": "assistant",
+                  "system": "system"}
+
+
+@dataclass
+class Record:
+    where: str  # "file:line"
+    content: Union[Conversation, str]
+
+
+@dataclass
+class ReadReport:
+    """What happened to each record: read, and skipped with a reason (only under on_error=skip)."""
+
+    read: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    first_skips: list[str] = field(default_factory=list)
+
+    def skip(self, where: str, reason: str) -> None:
+        self.skipped[reason.split(":")[0]] += 1
+        if len(self.first_skips) < 5:
+            self.first_skips.append(f"{where}: {reason}")
+
+
+def _decode(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}:{line}: not valid UTF-8 (byte {exc.start}); convert the file to UTF-8 "
+            "(for GBK: iconv -f GBK -t UTF-8)"
+        ) from None
+
+
+def iter_json_values(path: Path) -> Iterator[tuple[int, object | DataError]]:
+    """Yield (line, value) for each record of a JSONL file or a top-level JSON array.
+
+    A malformed record yields a DataError in its place instead of stopping the whole file, so the caller
+    decides whether to raise or skip. A JSON array cut off mid-record yields every complete record first.
+    """
+    text = _decode(path)
+    stripped = text.lstrip()
+    if not stripped.startswith("["):
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, DataError(f"{path}:{number}: invalid JSON: {exc.msg} (column {exc.colno})")
+        return
+    decoder = json.JSONDecoder()
+    pos = len(text) - len(stripped) + 1
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n,":
+            pos += 1
+        if pos >= len(text):
+            line = text.count("\n", 0, pos) + 1
+            yield line, DataError(f"{path}:{line}: JSON array is not closed (file truncated?)")
+            return
+        if text[pos] == "]":
+            return
+        line = text.count("\n", 0, pos) + 1
+        try:
+            value, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            yield line, DataError(
+                f"{path}:{line}: invalid JSON from here on ({exc.msg} at line {exc.lineno}); "
+                "the file is probably truncated; every complete record before it was read"
+            )
+            return
+        yield line, value
+
+
+def detect_format(record: dict) -> Format:
+    if "messages" in record:
+        return "openai"
+    if "conversations" in record:
+        return "sharegpt"
+    if "instruction" in record and "output" in record:
+        return "alpaca"
+    if "text" in record:
+        return "text"
+    raise ValueError(f"unknown record format: keys {sorted(record)[:8]}; expected alpaca, sharegpt, messages or text")
+
+
+def _text(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _from_alpaca(record: dict) -> Conversation:
+    messages: Conversation = []
+    if record.get("system"):
+        messages.append({"role": "system", "content": _text(record["system"], "system")})
+    for pair in record.get("history") or []:
+        if not (isinstance(pair, list) and len(pair) == 2):
+            raise ValueError("history must be a list of [question, answer] pairs")
+        messages += [{"role": "user", "content": _text(pair[0], "history question")},
+                     {"role": "assistant", "content": _text(pair[1], "history answer")}]
+    prompt = _text(record["instruction"], "instruction")
+    extra = record.get("input") or ""
+    if extra:
+        prompt = f"{prompt}\n\n{_text(extra, 'input')}"
+    messages += [{"role": "user", "content": prompt},
+                 {"role": "assistant", "content": _text(record["output"], "output")}]
+    return messages
+
+
+def _from_sharegpt(record: dict) -> Conversation:
+    turns = record["conversations"]
+    if not isinstance(turns, list):
+        raise ValueError("conversations must be a list")
+    messages: Conversation = []
+    if record.get("system"):
+        messages.append({"role": "system", "content": _text(record["system"], "system")})
+    for i, turn in enumerate(turns):
+        if not isinstance(turn, dict):
+            raise ValueError(f"conversations[{i}] must be an object")
+        speaker = turn.get("from", turn.get("role"))
+        if speaker not in SHAREGPT_ROLES:
+            raise ValueError(f"conversations[{i}]: unknown role {speaker!r}; expected one of {sorted(SHAREGPT_ROLES)}")
+        content = turn.get("value", turn.get("content"))
+        messages.append({"role": SHAREGPT_ROLES[speaker], "content": _text(content, f"conversations[{i}] text")})
+    return messages
+
+
+def _from_openai(record: dict) -> Conversation:
+    messages = record["messages"]
+    if not isinstance(messages, list):
+        raise ValueError("messages must be a list")
+    out: Conversation = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant"):
+            role = m.get("role") if isinstance(m, dict) else m
+            raise ValueError(f"messages[{i}]: role must be system, user or assistant, got {role!r}")
+        out.append({"role": m["role"], "content": _text(m.get("content"), f"messages[{i}].content")})
+    return out
+
+
+def validate_conversation(messages: Conversation) -> Conversation:
+    """System turns only first; then user/assistant alternate, starting with user; at least one answer."""
+    body = messages[1:] if messages and messages[0]["role"] == "system" else messages
+    if any(m["role"] == "system" for m in body):
+        raise ValueError("a system message may only come first")
+    for i, m in enumerate(body):
+        expected = "user" if i % 2 == 0 else "assistant"
+        if m["role"] != expected:
+            raise ValueError(f"turn {i + 1} is {m['role']!r}, expected {expected!r} (turns must alternate)")
+    if not any(m["role"] == "assistant" for m in body):
+        raise ValueError("no assistant turn to learn from")
+    return messages
+
+
+def normalise(record: object, fmt: Format, system_prompt: str | None = None) -> Union[Conversation, str]:
+    """One raw JSON value -> a validated conversation, or a str for plain text. Raises ValueError with the reason."""
+    if not isinstance(record, dict):
+        raise ValueError(f"record must be a JSON object, got {type(record).__name__}")
+    fmt = detect_format(record) if fmt == "auto" else fmt
+    try:
+        if fmt == "text":
+            return _text(record["text"], "text")
+        convert = {"alpaca": _from_alpaca, "sharegpt": _from_sharegpt, "openai": _from_openai}[fmt]
+        messages = convert(record)
+    except KeyError as exc:
+        raise ValueError(f"missing field {exc.args[0]!r} for {fmt} format") from None
+    if system_prompt and not (messages and messages[0]["role"] == "system"):
+        messages = [{"role": "system", "content": system_prompt}, *messages]
+    return validate_conversation(messages)
+
+
+def read_file(path: str | Path, fmt: Format = "auto", system_prompt: str | None = None,
+              on_error: str = "raise", report: ReadReport | None = None) -> list[Record]:
+    """Read and normalise every record of one file; errors name file:line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    report = report if report is not None else ReadReport()
+    records: list[Record] = []
+    for line, value in iter_json_values(path):
+        where = f"{path}:{line}"
+        if isinstance(value, DataError):
+            if on_error == "raise":
+                raise DataError(f"{value}\n(set data.on_error=skip to skip and count bad records)")
+            report.skip(where, f"invalid JSON: {str(value).split(': ', 1)[-1]}")
+            continue
+        try:
+            content = normalise(value, fmt, system_prompt)
+        except ValueError as exc:
+            if on_error == "raise":
+                raise DataError(f"{where}: {exc}\n(set data.on_error=skip to skip and count bad records)") from None
+            report.skip(where, str(exc))
+            continue
+        report.read += 1
+        records.append(Record(where, content))
+    return records

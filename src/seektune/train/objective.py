@@ -1,0 +1,55 @@
+"""The training objective as a module, so the engine (DDP/FSDP/DeepSpeed) wraps one forward pass.
+
+Cross-entropy is computed only where there is a target: the decoder's hidden states at supervised positions go
+through the output head, instead of projecting every position onto the vocabulary and masking afterwards. On
+chat data most positions are prompt, so this skips most of the head's FLOPs and its (batch x seq x vocab)
+logits memory. Models whose logits are post-processed (soft-capping) use the plain forward.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seektune.data.render import IGNORE
+
+
+def _unwrap_peft(model: nn.Module) -> nn.Module:
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def supports_selective_head(model: nn.Module) -> bool:
+    base = _unwrap_peft(model)
+    if getattr(base.config, "final_logit_softcapping", None):
+        return False
+    return hasattr(base, "get_decoder") and base.get_output_embeddings() is not None
+
+
+class CausalLMObjective(nn.Module):
+    """forward(batch) -> (sum of token losses, number of supervised tokens).
+
+    use_cache=False is load-bearing: transformers builds the block-diagonal mask for packed rows only when no
+    KV cache exists, and models default to use_cache=True, which silently lets packed samples attend to each
+    other (tests/unit/test_batching.py catches this).
+    """
+
+    def __init__(self, model: nn.Module, selective_head: bool = True):
+        super().__init__()
+        self.model = model
+        self.selective_head = selective_head and supports_selective_head(model)
+
+    def forward(self, input_ids, targets, position_ids, attention_mask=None):
+        supervised = targets != IGNORE
+        if self.selective_head:
+            base = _unwrap_peft(self.model)
+            hidden = base.get_decoder()(
+                input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask, use_cache=False
+            ).last_hidden_state
+            logits = base.get_output_embeddings()(hidden[supervised])
+        else:
+            out = self.model(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask,
+                             use_cache=False)
+            logits = out.logits[supervised]
+        loss_sum = F.cross_entropy(logits.float(), targets[supervised], reduction="sum")
+        return loss_sum, supervised.sum()

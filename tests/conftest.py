@@ -1,0 +1,120 @@
+"""Tiny models and tokenizers built in-process, so the suite needs no download and runs on 2 cores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from seektune.models.templates import CHATML
+
+torch.set_num_threads(2)
+
+CORPUS = [
+    "The clinic gives flu vaccinations on Tuesdays and Thursdays.",
+    "Patients must fast for ten hours before a blood draw.",
+    "Chest pain is triaged as Code Amber. The nurse line is extension 4417.",
+    "What is the answer? Which days? How long? Where is it? Who runs it?",
+    "hello world the quick brown fox jumps over the lazy dog 0123456789",
+]
+
+
+def _train_tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<unk>", "<|im_start|>", "<|im_end|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(CORPUS * 20, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="<|im_end|>",
+                                   pad_token="<|im_end|>", bos_token="<|im_start|>")
+    fast.chat_template = CHATML
+    return fast
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    return _train_tokenizer()
+
+
+def make_tiny_llama(path: Path, tokenizer, seed: int = 0, layers: int = 2) -> Path:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      tie_word_embeddings=False, eos_token_id=tokenizer.eos_token_id,
+                      pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id)
+    model = LlamaForCausalLM(cfg)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory, tiny_tokenizer) -> Path:
+    return make_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), tiny_tokenizer)
+
+
+@pytest.fixture(scope="session")
+def deepseek_tok():
+    from seektune.models.registry import deepseek_tokenizer
+
+    return deepseek_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory):
+    """Packaged models are converted once per test session into a private cache."""
+    import os
+
+    path = tmp_path_factory.mktemp("seektune-cache")
+    old = os.environ.get("SEEKTUNE_CACHE")
+    os.environ["SEEKTUNE_CACHE"] = str(os.environ.get("SEEKTUNE_TEST_CACHE", path))
+    yield Path(os.environ["SEEKTUNE_CACHE"])
+    if old is None:
+        os.environ.pop("SEEKTUNE_CACHE", None)
+    else:
+        os.environ["SEEKTUNE_CACHE"] = old
+
+
+QA = [
+    ("On which days are flu vaccinations given?", "Tuesdays and Thursdays."),
+    ("How long must patients fast before a blood draw?", "Ten hours."),
+    ("What code is chest pain?", "Code Amber."),
+    ("What is the nurse line?", "Extension 4417."),
+    ("Who runs the clinic?", "The clinic director."),
+    ("Where is it?", "The quick brown fox."),
+    ("How long?", "Ten hours before a blood draw."),
+    ("Which days?", "Tuesdays."),
+]
+
+
+@pytest.fixture()
+def alpaca_file(tmp_path) -> Path:
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps({"instruction": q, "input": "", "output": a}) + "\n" for q, a in QA))
+    return path
+
+
+def write_config(tmp_path: Path, model_dir: Path, data: Path, **sections) -> Path:
+    import yaml
+
+    cfg = {
+        "model": {"name_or_path": str(model_dir)},
+        "method": {"name": "lora", "lora": {"r": 4, "lora_alpha": 8, "lora_dropout": 0.0}},
+        "data": {"train": [str(data)], "max_length": 64},
+        "train": {"max_steps": 6, "micro_batch_size": 2, "learning_rate": 5e-3, "precision": "fp32",
+                  "warmup_ratio": 0.0, "seed": 3},
+        "output": {"dir": str(tmp_path / "runs"), "name": "run"},
+    }
+    for section, values in sections.items():
+        cfg.setdefault(section, {}).update(values)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path

@@ -1,0 +1,80 @@
+import pytest
+
+from seektune import config
+from seektune.errors import ConfigError
+
+
+def _write(tmp_path, text):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_unknown_key_names_it_and_the_closest_valid_key(tmp_path):
+    p = _write(tmp_path, "data:\n  train: a.jsonl\ntrain:\n  learnig_rate: 0.1\n")
+    with pytest.raises(ConfigError) as err:
+        config.load(p)
+    assert "train.learnig_rate: unknown key; did you mean 'learning_rate'?" in str(err.value)
+
+
+def test_unknown_nested_key_in_lora_section(tmp_path):
+    p = _write(tmp_path, "data: {train: a.jsonl}\nmethod:\n  lora:\n    rank: 8\n")
+    with pytest.raises(ConfigError, match=r"method\.lora\.rank: unknown key; did you mean 'r'"):
+        config.load(p)
+
+
+def test_wrong_type_names_key_and_value(tmp_path):
+    p = _write(tmp_path, "data: {train: a.jsonl}\ntrain:\n  micro_batch_size: lots\n")
+    with pytest.raises(ConfigError, match=r"train\.micro_batch_size: .*'lots'"):
+        config.load(p)
+
+
+def test_bad_choice_is_rejected(tmp_path):
+    p = _write(tmp_path, "data: {train: a.jsonl}\nmethod: {name: magic}\n")
+    with pytest.raises(ConfigError, match=r"method\.name"):
+        config.load(p)
+
+
+def test_overrides_are_typed_and_applied(tmp_path):
+    p = _write(tmp_path, "data: {train: a.jsonl}\n")
+    cfg = config.load(p, ["train.learning_rate=1e-4", "method.lora.target_modules=[q_proj,v_proj]",
+                          "data.packing=false", "output.name=x"])
+    assert cfg.train.learning_rate == 1e-4
+    assert cfg.method.lora.target_modules == ["q_proj", "v_proj"]
+    assert cfg.data.packing is False
+    assert cfg.run_dir.name == "x"
+
+
+def test_override_of_unknown_key_fails(tmp_path):
+    p = _write(tmp_path, "data: {train: a.jsonl}\n")
+    with pytest.raises(ConfigError, match=r"train\.epoch: unknown key; did you mean 'epochs'"):
+        config.load(p, ["train.epoch=3"])
+
+
+def test_training_data_is_required(tmp_path):
+    with pytest.raises(ConfigError, match="data.train"):
+        config.load(_write(tmp_path, "train: {epochs: 1}\n"))
+
+
+def test_early_stopping_needs_eval_data(tmp_path):
+    p = _write(tmp_path, "data: {train: a.jsonl}\ntrain: {early_stopping_patience: 2}\n")
+    with pytest.raises(ConfigError, match="early_stopping_patience"):
+        config.load(p)
+
+
+def test_data_paths_resolve_next_to_the_yaml_and_saved_config_round_trips(tmp_path):
+    (tmp_path / "a.jsonl").write_text("{}\n")
+    cfg = config.load(_write(tmp_path, "data: {train: a.jsonl}\ntrain: {seed: 5}\n"))
+    assert cfg.data.train[0].path == str(tmp_path / "a.jsonl")
+    out = tmp_path / "saved.yaml"
+    config.save(cfg, out)
+    again = config.load(out)
+    assert again.model_dump() == cfg.model_dump()
+    assert "learning_rate: 0.0002" in out.read_text()  # defaults are written out, resolved
+
+
+def test_every_key_has_help():
+    lines = config.describe()
+    assert any(line.strip().startswith("train.learning_rate") for line in lines)
+    helps = lines[1::1]
+    assert all(h.split("\n", 1)[1].strip() for h in helps if "\n" in h)
