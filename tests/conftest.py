@@ -102,19 +102,20 @@ def alpaca_file(tmp_path) -> Path:
     return path
 
 
-def write_config(tmp_path: Path, model_dir: Path, data: Path, **sections) -> Path:
+def write_config(tmp_path: Path, model_dir: Path, data_file: Path, **sections) -> Path:
     import yaml
 
     cfg = {
         "model": {"name_or_path": str(model_dir)},
         "method": {"name": "lora", "lora": {"r": 4, "lora_alpha": 8, "lora_dropout": 0.0}},
-        "data": {"train": [str(data)], "max_length": 64},
+        "data": {"train": [str(data_file)], "max_length": 64},
         "train": {"max_steps": 6, "micro_batch_size": 2, "learning_rate": 5e-3, "precision": "fp32",
                   "warmup_ratio": 0.0, "seed": 3},
         "output": {"dir": str(tmp_path / "runs"), "name": "run"},
     }
     for section, values in sections.items():
         cfg.setdefault(section, {}).update(values)
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path

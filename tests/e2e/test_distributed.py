@@ -20,7 +20,9 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, ti
     ddp_cfg = write_config(tmp_path / "ddp", tiny_llama_dir, alpaca_file, **common)
     launcher = shutil.which("accelerate", path=os.path.dirname(sys.executable)) or "accelerate"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run([launcher, "launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+    # on a machine without CUDA, --multi_gpu starts torchrun and accelerate selects MULTI_CPU (gloo);
+    # `--cpu` would start a single process
+    done = subprocess.run([launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                            "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "seektune.cli", "train",
                            str(ddp_cfg)], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]

@@ -87,15 +87,15 @@ def _prepare_run_dir(cfg: Config, resume: bool, is_main: bool) -> Path:
         if diff:
             raise CheckpointError(f"--resume needs the run's own config; these keys differ: {', '.join(diff)}")
         return run_dir
+    if not is_main:  # the main process checks and creates the directory; others would see it half-made
+        return run_dir
     if run_dir.exists() and any(run_dir.iterdir()):
         if not cfg.output.overwrite:
             hint = "--resume to continue it" if not (run_dir / "final").exists() else "another output.name"
             raise ConfigError(f"run directory {run_dir} already exists; use {hint}, or output.overwrite=true")
-        if is_main:
-            shutil.rmtree(run_dir)
-    if is_main:
-        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-        config_io.save(cfg, saved)
+        shutil.rmtree(run_dir)
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    config_io.save(cfg, saved)
     return run_dir
 
 

