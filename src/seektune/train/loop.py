@@ -239,7 +239,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
         lr = scheduler.get_last_lr()[0]
         if state.step % cfg.train.log_every == 0 or state.step == total_steps:
             metrics.write({"step": state.step, "epoch": round(state.step / plan.steps_per_epoch, 3),
-                           "loss": last_loss, "lr": lr,
+                           "loss": last_loss, "lr": lr, "supervised_tokens": step_tokens,
                            "grad_norm": float(grad_norm) if grad_norm is not None else None,
                            "supervised_tokens_per_s": tokens_done / elapsed, "elapsed_s": elapsed})
         bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tokens_done / elapsed:.0f}")
