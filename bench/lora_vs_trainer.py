@@ -59,7 +59,7 @@ def _data_file(tmp: Path) -> Path:
     return out
 
 
-def run_seektune(precision: str, steps: int, packing: bool) -> dict:
+def run_seektune(precision: str, steps: int, packing: bool, batch: int = BATCH) -> dict:
     from seektune import config
     from seektune.train.loop import train
 
@@ -68,7 +68,7 @@ def run_seektune(precision: str, steps: int, packing: bool) -> dict:
         f"data.train={_data_file(tmp)}", f"data.max_length={MAX_LEN}", f"data.packing={str(packing).lower()}",
         "data.system_prompt=You are the assistant of Larkspur Valley Clinic. Answer in one sentence.",
         *[f"method.lora.{k}={v}" for k, v in LORA.items()],
-        f"train.max_steps={steps}", f"train.micro_batch_size={BATCH}", f"train.learning_rate={LR}",
+        f"train.max_steps={steps}", f"train.micro_batch_size={batch}", f"train.learning_rate={LR}",
         f"train.precision={precision}", "train.warmup_ratio=0.05", f"output.dir={tmp}", "output.name=run",
     ])
     with PeakRSS() as mem:
@@ -134,6 +134,8 @@ def run_trainer(precision: str, steps: int) -> dict:
 def child(kind: str, precision: str, steps: int) -> dict:
     if kind == "trainer":
         return run_trainer(precision, steps)
+    if kind == "seektune-1row":  # one packed row of 256 ~ the baseline's padded token slots per step
+        return run_seektune(precision, steps, packing=True, batch=1)
     return run_seektune(precision, steps, packing=kind == "seektune")
 
 
@@ -147,7 +149,7 @@ def main() -> None:
         return
     results = {}
     plan = [("trainer", "fp32"), ("seektune", "fp32"), ("trainer", "bf16"), ("seektune", "bf16"),
-            ("seektune-padded", "bf16")]
+            ("seektune-padded", "bf16"), ("seektune-1row", "bf16")]
     from seektune.runtime import cpu_supports_fast_bf16
 
     import torch

@@ -120,3 +120,26 @@ def test_bad_data_line_stops_with_file_and_line(tmp_path, tiny_llama_dir, alpaca
     assert run_cli("train", cfg, "data.on_error=skip", "output.overwrite=true") == 0
     report = json.loads((tmp_path / "runs/run/data_report.json").read_text())
     assert report["records_read"] == 8 and sum(report["records_skipped"].values()) == 1
+
+
+def test_gradient_checkpointing_gives_the_same_update(tmp_path, tiny_llama_dir, alpaca_file):
+    finals = []
+    for name, flag in (("plain", False), ("ckpt", True)):
+        cfg = write_config(tmp_path / name, tiny_llama_dir, alpaca_file,
+                           train={"max_steps": 2, "gradient_checkpointing": flag})
+        assert run_cli("train", cfg) == 0
+        finals.append(load_file(tmp_path / name / "runs/run/final/adapter_model.safetensors"))
+    for k in finals[0]:
+        torch.testing.assert_close(finals[0][k], finals[1][k], atol=1e-6, rtol=1e-5)
+
+
+def test_chinese_demo_is_skipped_with_a_clear_message_without_the_extra(capsys):
+    from pathlib import Path
+
+    from seektune.models.registry import PACKAGED
+
+    if PACKAGED["qwen2.5-coder-0.5b-instruct"].available():
+        pytest.skip("the Qwen extra is installed; the demo would train for minutes")
+    zh = Path(__file__).resolve().parents[2] / "examples/clinic-zh"
+    assert run_cli("demo", zh / "lora.yaml", "--heldout", zh / "heldout.jsonl") == 0
+    assert "skipped: qwen2.5-coder-0.5b-instruct is not installed (optional: pip install" in capsys.readouterr().out
