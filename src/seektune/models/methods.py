@@ -112,7 +112,7 @@ def trainable_summary(model: nn.Module) -> tuple[int, int]:
 
 def enable_gradient_checkpointing(model: nn.Module) -> None:
     """Checkpoint activations; with frozen embeddings the inputs must require grad or no gradient flows back."""
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if hasattr(model, "enable_input_require_grads"):
         model.enable_input_require_grads()
 
