@@ -186,6 +186,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
     scheduler = get_scheduler(scheduler_name, optimizer, num_warmup_steps=int(cfg.train.warmup_ratio * total_steps),
                               num_training_steps=total_steps)
     objective = CausalLMObjective(model)
+    selective_head = objective.selective_head
     objective, optimizer = accelerator.prepare(objective, optimizer)
 
     state = LoopState()
@@ -208,7 +209,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
         summary = [f"run: {run_dir}", f"model: {cfg.model.name_or_path}, method: {cfg.method.name}",
                    f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.3f}%)",
                    f"precision: {precision if precision != 'no' else 'fp32'}, threads: {threads}, "
-                   f"processes: {accelerator.num_processes}, selective head: {objective_flag(objective, accelerator)}",
+                   f"processes: {accelerator.num_processes}, selective head: {selective_head}",
                    f"steps: {total_steps} ({plan.steps_per_epoch} per epoch)", *data.report.lines()]
         print("\n".join(summary), flush=True)
         (run_dir / "data_report.json").write_text(json.dumps(data.report.as_dict(), indent=1))
@@ -268,10 +269,6 @@ def train(cfg: Config, resume: bool = False) -> Path:
               + f"\nmodel: {final}\nmetrics: {run_dir / 'metrics.jsonl'}, plot: {run_dir / 'loss.png'}", flush=True)
     accelerator.end_training()
     return run_dir
-
-
-def objective_flag(objective, accelerator) -> bool:
-    return accelerator.unwrap_model(objective).selective_head
 
 
 def _record_eval(eval_loss: float, state: LoopState, cfg: Config, metrics: MetricsLog, bar) -> None:
