@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from seektune import __version__
@@ -17,6 +18,8 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub here; hub ids resolve from the local HF cache
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # peft 0.21.2 calls an API transformers 5.23 deprecated; nothing a user can act on
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
     for name in ("transformers", "accelerate", "peft", "httpx", "urllib3"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
