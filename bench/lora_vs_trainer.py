@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WARMUP = 3
 LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear"}
 BATCH, MAX_LEN, LR = 4, 256, 1e-3
+SYSTEM = "You are the assistant of Larkspur Valley Clinic. Answer in one sentence."  # as examples/clinic/lora.yaml
 
 
 class PeakRSS:
@@ -66,7 +67,7 @@ def run_seektune(precision: str, steps: int, packing: bool, batch: int = BATCH) 
     tmp = Path(tempfile.mkdtemp())
     cfg = config.load(None, [
         f"data.train={_data_file(tmp)}", f"data.max_length={MAX_LEN}", f"data.packing={str(packing).lower()}",
-        "data.system_prompt=You are the assistant of Larkspur Valley Clinic. Answer in one sentence.",
+        f"data.system_prompt={SYSTEM}",
         *[f"method.lora.{k}={v}" for k, v in LORA.items()],
         f"train.max_steps={steps}", f"train.micro_batch_size={batch}", f"train.learning_rate={LR}",
         f"train.precision={precision}", "train.warmup_ratio=0.05", f"output.dir={tmp}", "output.name=run",
@@ -83,22 +84,20 @@ def run_seektune(precision: str, steps: int, packing: bool, batch: int = BATCH) 
 def run_trainer(precision: str, steps: int) -> dict:
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import (AutoModelForCausalLM, DataCollatorForSeq2Seq, Trainer, TrainerCallback,
-                              TrainingArguments)
+    from transformers import (AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer,
+                              TrainerCallback, TrainingArguments)
 
     from seektune.config import DataConfig
     from seektune.data.dataset import build
     from seektune.data.render import IGNORE
     from seektune.models.loading import resolve
+    from seektune.runtime import set_threads
 
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    set_threads()  # the same thread count seektune's loop picks
     tmp = Path(tempfile.mkdtemp())
     path = resolve("smollm2-135m-instruct")
-    from transformers import AutoTokenizer
-
     tokenizer = AutoTokenizer.from_pretrained(path)
-    data = build(DataConfig(train=[str(_data_file(tmp))], max_length=MAX_LEN, packing=False,
-                            system_prompt="You are the assistant of Larkspur Valley Clinic. Answer in one sentence."),
+    data = build(DataConfig(train=[str(_data_file(tmp))], max_length=MAX_LEN, packing=False, system_prompt=SYSTEM),
                  tokenizer, seed=0)
     rows = [{"input_ids": r.input_ids, "labels": [IGNORE] + r.targets[:-1]} for r in data.train]
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(path),
@@ -147,13 +146,13 @@ def main() -> None:
     if args.child:
         print("RESULT " + json.dumps(child(*args.child, args.steps)), flush=True)
         return
+    import torch
+
+    from seektune.runtime import cpu_supports_fast_bf16
+
     results = {}
     plan = [("trainer", "fp32"), ("seektune", "fp32"), ("trainer", "bf16"), ("seektune", "bf16"),
             ("seektune-padded", "bf16"), ("seektune-1row", "bf16")]
-    from seektune.runtime import cpu_supports_fast_bf16
-
-    import torch
-
     if not (torch.cuda.is_available() or cpu_supports_fast_bf16()):
         plan = plan[:2]
     for kind, precision in plan:

@@ -39,8 +39,9 @@ def test_demo_comparison_scores_base_and_tuned(tmp_path):
 
     heldout = tmp_path / "heldout.jsonl"
     heldout.write_text("".join((CLINIC / "heldout.jsonl").read_text().splitlines(keepends=True)[:2]))
-    cfg = config.load(CLINIC / "lora.yaml", [f"output.dir={tmp_path}", "train.max_steps=2"])
-    assert main(["train", str(CLINIC / "lora.yaml"), f"output.dir={tmp_path}", "train.max_steps=2"]) == 0
+    overrides = [f"output.dir={tmp_path}", "train.max_steps=2"]
+    cfg = config.load(CLINIC / "lora.yaml", overrides)
+    assert main(["train", str(CLINIC / "lora.yaml"), *overrides]) == 0
     rows = compare(cfg, heldout, max_new_tokens=12)
     text, scores = report(rows)
     assert len(rows) == 2 and all(r.base and r.tuned for r in rows)
