@@ -11,13 +11,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from seektune.errors import ConfigError
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+from seektune.method_config import PROMPT_METHODS, MethodConfig
+from seektune.schema import Section
 
 
 class ModelConfig(Section):
@@ -35,34 +33,10 @@ class ModelConfig(Section):
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = Field(
         "sdpa", description="attention kernel passed to transformers"
     )
-
-
-class LoraConfig(Section):
-    r: int = Field(16, gt=0, description="LoRA rank")
-    lora_alpha: float = Field(32.0, gt=0, description="LoRA scaling numerator (scale = alpha / r)")
-    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0, description="dropout on the LoRA input")
-    target_modules: str | list[str] = Field(
-        "all-linear",
-        description="module names to wrap, 'all-linear', or a preset: deepseek (MLA + dense, shared and routed "
-        "expert MLPs; needs lora_dropout=0), deepseek-attention (MLA only)",
+    dropout: float | None = Field(
+        None, ge=0, lt=1, description="set every dropout probability the model's config exposes "
+        "(attention_dropout, hidden_dropout...); None keeps the checkpoint's values"
     )
-    target_parameters: list[str] = Field(
-        default_factory=list,
-        description="fused parameters to adapt through peft's parameter targeting (e.g. mlp.experts.gate_up_proj)",
-    )
-    modules_to_save: list[str] = Field(default_factory=list, description="modules trained fully alongside LoRA")
-
-
-class FreezeConfig(Section):
-    trainable_layers: int = Field(2, ge=0, description="number of last transformer layers left trainable")
-    train_head: bool = Field(True, description="train the output head (lm_head) too")
-    train_embeddings: bool = Field(False, description="train the input embeddings too")
-
-
-class MethodConfig(Section):
-    name: Literal["full", "freeze", "lora"] = Field("lora", description="how the model is prepared for training")
-    lora: LoraConfig = Field(default_factory=LoraConfig)
-    freeze: FreezeConfig = Field(default_factory=FreezeConfig)
 
 
 class DataFile(Section):
@@ -125,6 +99,18 @@ class TrainConfig(Section):
     keep_last: int = Field(2, ge=1, description="complete checkpoints kept on disk")
     log_every: int = Field(1, ge=1, description="write metrics every N optimizer steps")
     num_threads: int = Field(0, ge=0, description="torch CPU threads; 0 = the cores available to this process")
+    layer_lr_decay: float = Field(
+        1.0, gt=0, le=1, description="layer-wise learning rate: layer i of N learns at lr x decay^(N-1-i); 1 = off"
+    )
+    embedding_learning_rate: float | None = Field(
+        None, gt=0, description="learning rate of the input embeddings (None: lr x decay^N, the lowest layer's)"
+    )
+    head_learning_rate: float | None = Field(None, gt=0, description="learning rate of the output head (None: lr)")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross-entropy label smoothing")
+    term_file: str | None = Field(
+        None, description="term-weighted loss: a UTF-8 file with one domain term per line (Chinese or English)"
+    )
+    term_weight: float = Field(1.5, gt=0, description="loss weight of answer tokens that belong to a listed term")
 
 
 class OutputConfig(Section):
@@ -146,6 +132,9 @@ class Config(Section):
             raise ValueError("data.train: at least one training file is required")
         if self.train.early_stopping_patience and not (self.data.eval or self.data.eval_fraction):
             raise ValueError("train.early_stopping_patience needs data.eval files or data.eval_fraction > 0")
+        if self.method.name in PROMPT_METHODS and self.data.packing:
+            raise ValueError(f"data.packing must be false for method {self.method.name}: the virtual tokens are "
+                             "prepended to every row, so samples cannot share one")
         return self
 
     @property
@@ -244,9 +233,17 @@ def load(path: str | Path | None, overrides: list[str] | None = None) -> Config:
     if path is not None:
         base = Path(path).resolve().parent
         for f in [*cfg.data.train, *cfg.data.eval]:
-            if not Path(f.path).is_absolute() and not Path(f.path).exists() and (base / f.path).exists():
-                f.path = str(base / f.path)
+            f.path = _beside(f.path, base)
+        if cfg.train.term_file:
+            cfg.train.term_file = _beside(cfg.train.term_file, base)
     return cfg
+
+
+def _beside(path: str, base: Path) -> str:
+    """A relative path that does not exist from the working directory is read relative to the YAML file."""
+    if not Path(path).is_absolute() and not Path(path).exists() and (base / path).exists():
+        return str(base / path)
+    return path
 
 
 def save(cfg: Config, path: Path) -> None:

@@ -59,31 +59,65 @@ def _wrapped_modules(model):
                    if p.requires_grad and ".lora_" in n})
 
 
-def test_deepseek_attention_preset_wraps_exactly_the_mla_projections(deepseek):
-    linears = {n: m for n, m in deepseek.named_modules() if isinstance(m, torch.nn.Linear)}
-    model = methods.prepare(deepseek, MethodConfig(name="lora", lora={"r": 2, "target_modules": "deepseek-attention"}))
-    attention = ["q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj"]
-    expected = sorted(f"model.layers.{i}.self_attn.{m}" for i in range(3) for m in attention)
-    assert _wrapped_modules(model) == expected
-    # LoRA adds r * (in + out) parameters per wrapped Linear
-    assert methods.trainable_summary(model)[0] == sum(2 * (linears[w].in_features + linears[w].out_features)
-                                                      for w in expected)
+MLA = ["q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj"]
+ATTENTION = [f"model.layers.{i}.self_attn.{m}" for i in range(3) for m in MLA]
+DENSE = [f"model.layers.0.mlp.{m}" for m in ("gate_proj", "up_proj", "down_proj")]  # first_k_dense_replace=1
+SHARED = [f"model.layers.{i}.mlp.shared_experts.{m}" for i in (1, 2) for m in ("gate_proj", "up_proj", "down_proj")]
+# fused expert parameters: down_proj's wrapper nests gate_up_proj's (peft's ParamWrapper chain)
+ROUTED = [f"model.layers.{i}.mlp.experts{s}" for i in (1, 2) for s in ("", ".base_layer")]
+ROUTED_PARAMS = [f"model.layers.{i}.mlp.experts.{p}" for i in (1, 2) for p in ("gate_up_proj", "down_proj")]
+
+PRESET_TABLE = {
+    "deepseek-attention": (ATTENTION, ATTENTION, []),
+    "deepseek-attention-mlp": (ATTENTION + DENSE, ATTENTION + DENSE, []),
+    "deepseek-shared-experts": (SHARED, SHARED, []),
+    "deepseek-routed-experts": (ROUTED, [], ROUTED_PARAMS),
+    "deepseek": (ATTENTION + DENSE + SHARED + ROUTED, ATTENTION + DENSE + SHARED, ROUTED_PARAMS),
+}
 
 
-def test_deepseek_preset_covers_mla_and_every_mlp_including_fused_routed_experts(deepseek):
+@pytest.mark.parametrize("preset", list(PRESET_TABLE))
+def test_deepseek_presets_wrap_exactly_their_part_with_exact_parameter_counts(deepseek, preset):
+    wrapped, linears, fused = PRESET_TABLE[preset]
+    modules, params = dict(deepseek.named_modules()), dict(deepseek.named_parameters())
+    r = 2
+    # LoRA adds r * (in + out) per Linear; a fused (experts, out, in) parameter gets rank r per expert
+    expected = sum(r * (modules[n].in_features + modules[n].out_features) for n in linears)
+    expected += sum(r * params[n].shape[0] * (params[n].shape[1] + params[n].shape[2]) for n in fused)
+    model = methods.prepare(deepseek, MethodConfig(name="lora", lora={"r": r, "target_modules": preset,
+                                                                      "lora_dropout": 0.0}))
+    assert _wrapped_modules(model) == sorted(wrapped)
+    assert methods.trainable_summary(model)[0] == expected
+    assert not any(w.endswith("mlp.gate") for w in _wrapped_modules(model))  # the router stays frozen
+
+
+def test_fused_expert_targets_need_zero_dropout(deepseek):
     with pytest.raises(ConfigError, match="lora_dropout must be 0"):
         methods.prepare(deepseek, MethodConfig(name="lora", lora={"r": 2, "target_modules": "deepseek"}))
-    model = methods.prepare(deepseek, MethodConfig(name="lora", lora={"r": 2, "target_modules": "deepseek",
-                                                                      "lora_dropout": 0.0}))
-    wrapped = _wrapped_modules(model)
-    attention = ["q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj"]
-    mla = [f"model.layers.{i}.self_attn.{m}" for i in range(3) for m in attention]
-    # peft 0.21 moves gate/up/down_proj targets of DeepSeek-V3 to the fused routed-expert parameters
-    # (gate_up_proj nested in down_proj's wrapper); the dense layer-0 MLP and the shared experts are not wrapped.
-    # This pins that behaviour so a peft change shows up here.
-    experts = [f"model.layers.{i}.mlp.experts{s}" for i in (1, 2) for s in ("", ".base_layer")]
-    assert wrapped == sorted(mla + experts)
-    assert not any(w.endswith("mlp.gate") for w in wrapped)  # the router stays frozen
+
+
+def test_deepseek_presets_refuse_other_architectures(llama):
+    with pytest.raises(ConfigError, match="for DeepSeek-V2/V3"):
+        methods.prepare(llama, MethodConfig(name="lora", lora={"target_modules": "deepseek-attention"}))
+
+
+def test_plain_peft_still_redirects_mlp_targets_to_routed_experts(deepseek):
+    """Why the dense/shared presets switch peft's MoE rewrite off: without that, peft 0.21 moves a
+    `mlp.gate_proj` target onto the fused routed experts. When peft stops doing so, this fails: drop
+    models/deepseek.py's moe_rewrite_disabled."""
+    from peft import LoraConfig, get_peft_model
+
+    model = get_peft_model(deepseek, LoraConfig(r=2, target_modules=["gate_proj", "up_proj", "down_proj"]))
+    assert _wrapped_modules(model) == sorted(ROUTED)
+
+
+def test_freeze_fraction_freezes_the_bottom_layers(llama):
+    model = methods.prepare(llama, MethodConfig(name="freeze", freeze={"frozen_fraction": 0.5}))
+    names = trainable_names(model)
+    assert any(n.startswith("model.layers.1.") for n in names)
+    assert not any(n.startswith("model.layers.0.") for n in names)
+    model = methods.prepare(llama, MethodConfig(name="freeze", freeze={"frozen_fraction": 1.0, "train_head": True}))
+    assert trainable_names(model) == {"lm_head.weight"}
 
 
 def test_unknown_modules_are_a_config_error(llama):

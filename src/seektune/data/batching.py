@@ -19,6 +19,7 @@ class Row:
     input_ids: list[int]
     targets: list[int]
     position_ids: list[int]
+    weights: list[float] | None = None
 
     @property
     def supervised(self) -> int:
@@ -26,12 +27,14 @@ class Row:
 
 
 def _concat(samples: list[Sample]) -> Row:
-    ids, targets, positions = [], [], []
+    ids, targets, positions, weights = [], [], [], []
     for s in samples:
         ids += s.input_ids
         targets += s.targets
         positions += list(range(len(s.input_ids)))
-    return Row(ids, targets, positions)
+        weights += s.weights if s.weights is not None else [1.0] * len(s.input_ids)
+    weighted = any(s.weights is not None for s in samples)
+    return Row(ids, targets, positions, weights if weighted else None)
 
 
 def pack(samples: list[Sample], max_length: int) -> list[Row]:
@@ -74,6 +77,8 @@ def collate(rows: list[Row], pad_id: int, packed: bool, multiple_of: int = 8) ->
     targets = torch.full((len(rows), width), IGNORE, dtype=torch.long)
     positions = torch.zeros((len(rows), width), dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
+    weighted = any(r.weights is not None for r in rows)
+    weights = torch.ones((len(rows), width), dtype=torch.float32)
     for i, r in enumerate(rows):
         n = len(r.input_ids)
         ids[i, :n] = torch.tensor(r.input_ids)
@@ -81,7 +86,11 @@ def collate(rows: list[Row], pad_id: int, packed: bool, multiple_of: int = 8) ->
         positions[i, :n] = torch.tensor(r.position_ids)
         positions[i, n:] = torch.arange(width - n)
         mask[i, :n] = 1
+        if r.weights is not None:
+            weights[i, :n] = torch.tensor(r.weights)
     batch = {"input_ids": ids, "targets": targets, "position_ids": positions}
     if not packed:
         batch["attention_mask"] = mask
+    if weighted:
+        batch["weights"] = weights
     return batch

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from seektune.config import DataConfig, DataFile
 from seektune.data.batching import Row, pack, unpacked
 from seektune.data.formats import ReadReport, Record, read_file
-from seektune.data.render import Renderer, Sample
+from seektune.data.render import IGNORE, Renderer, Sample
+from seektune.data.terms import TermMatcher
 from seektune.errors import DataError
 
 
@@ -23,6 +24,7 @@ class DataReport:
     truncated: int = 0
     dropped_overlength: int = 0
     split_for_template: int = 0
+    term_weighted_tokens: int = 0
 
     def lines(self) -> list[str]:
         out = [
@@ -33,6 +35,8 @@ class DataReport:
         ]
         if self.split_for_template:
             out.append(f"conversations split per turn (template rewrites history): {self.split_for_template}")
+        if self.term_weighted_tokens:
+            out.append(f"term-weighted answer tokens: {self.term_weighted_tokens}")
         for reason, n in self.read.skipped.items():
             out.append(f"  skipped {n} x {reason}")
         out += [f"  e.g. {s}" for s in self.read.first_skips]
@@ -45,6 +49,7 @@ class DataReport:
             "train_rows": self.train_rows, "train_tokens": self.train_tokens,
             "train_supervised_tokens": self.train_supervised_tokens, "truncated": self.truncated,
             "dropped": self.dropped_overlength, "split_for_template": self.split_for_template,
+            "term_weighted_tokens": self.term_weighted_tokens,
         }
 
 
@@ -72,7 +77,8 @@ class Datasets:
     report: DataReport
 
 
-def build(cfg: DataConfig, tokenizer, seed: int) -> Datasets:
+def build(cfg: DataConfig, tokenizer, seed: int, terms: TermMatcher | None = None,
+          term_weight: float = 1.0) -> Datasets:
     report = DataReport()
     train_records = _read_all(cfg.train, cfg, report.read)
     eval_records = _read_all(cfg.eval, cfg, report.read)
@@ -81,7 +87,7 @@ def build(cfg: DataConfig, tokenizer, seed: int) -> Datasets:
         random.Random(seed).shuffle(shuffled)
         k = max(1, int(len(shuffled) * cfg.eval_fraction))
         eval_records, train_records = shuffled[:k], shuffled[k:]
-    renderer = Renderer(tokenizer, cfg.max_length, cfg.overlength, cfg.train_on)
+    renderer = Renderer(tokenizer, cfg.max_length, cfg.overlength, cfg.train_on, terms, term_weight)
     train_samples = _render(train_records, renderer)
     eval_samples = _render(eval_records, renderer)
     if not train_samples:
@@ -95,4 +101,6 @@ def build(cfg: DataConfig, tokenizer, seed: int) -> Datasets:
     report.truncated = renderer.stats.truncated
     report.dropped_overlength = renderer.stats.dropped_overlength
     report.split_for_template = renderer.stats.split_for_template
+    report.term_weighted_tokens = sum(w != 1.0 for r in train_rows if r.weights is not None
+                                      for w, t in zip(r.weights, r.targets) if t != IGNORE)
     return Datasets(train_rows, eval_rows, report)

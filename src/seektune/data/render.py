@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from seektune.data.formats import Conversation
+from seektune.data.terms import TermMatcher, token_weights
 from seektune.errors import DataError
 
 IGNORE = -100
@@ -29,6 +30,7 @@ class Sample:
 
     input_ids: list[int]
     targets: list[int]
+    weights: list[float] | None = None  # per-target loss weight (term-weighted loss); None = all 1
 
     @property
     def supervised(self) -> int:
@@ -46,7 +48,8 @@ class RenderStats:
 class Renderer:
     """Turns conversations or plain text into Samples for one tokenizer and max length."""
 
-    def __init__(self, tokenizer, max_length: int, overlength: str = "truncate", train_on: str = "all_assistant"):
+    def __init__(self, tokenizer, max_length: int, overlength: str = "truncate", train_on: str = "all_assistant",
+                 terms: TermMatcher | None = None, term_weight: float = 1.0):
         if not tokenizer.chat_template:
             raise DataError(
                 "the tokenizer has no chat template; set model.chat_template "
@@ -56,6 +59,9 @@ class Renderer:
         self.max_length = max_length
         self.overlength = overlength
         self.train_on = train_on
+        self.terms, self.term_weight = terms, term_weight
+        if terms is not None and not tokenizer.is_fast:
+            raise DataError("train.term_file needs a fast (Rust) tokenizer for character offsets")
         self.stats = RenderStats()
 
     def _render(self, messages: Conversation, generation_prompt: bool) -> str:
@@ -98,16 +104,22 @@ class Renderer:
         (tokenising the whole text can merge across the prompt/answer boundary, e.g. R1's '<think>\\n' + '\\n')."""
         ids: list[int] = []
         labels: list[int] = []
+        weights: list[float] = []
         for text, supervised in segments:
             if not text:
                 continue
-            piece = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            weighted = supervised and self.terms is not None
+            enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=weighted)
+            piece = enc["input_ids"]
             ids += piece
             labels += piece if supervised else [IGNORE] * len(piece)
-        return self._finish(ids, labels, where)
+            weights += (token_weights(enc["offset_mapping"], self.terms.spans(text), self.term_weight) if weighted
+                        else [1.0] * len(piece))
+        return self._finish(ids, labels, where, weights if self.terms is not None else None)
 
-    def _finish(self, ids: list[int], labels: list[int], where: str) -> Sample | None:
+    def _finish(self, ids: list[int], labels: list[int], where: str, weights: list[float] | None = None) -> Sample | None:
         targets = labels[1:] + [IGNORE]
+        shifted = weights[1:] + [1.0] if weights is not None else None  # the weight of the token being predicted
         if len(ids) > self.max_length:
             if self.overlength == "error":
                 raise DataError(f"{where}: {len(ids)} tokens > data.max_length={self.max_length} "
@@ -116,12 +128,13 @@ class Renderer:
                 self.stats.dropped_overlength += 1
                 return None
             ids, targets = ids[: self.max_length], targets[: self.max_length]
+            shifted = shifted[: self.max_length] if shifted is not None else None
             self.stats.truncated += 1
         if all(t == IGNORE for t in targets):
             self.stats.dropped_overlength += 1
             return None
         self.stats.samples += 1
-        return Sample(ids, targets)
+        return Sample(ids, targets, shifted)
 
     def conversation(self, messages: Conversation, where: str = "<memory>") -> list[Sample]:
         assistant = [i for i, m in enumerate(messages) if m["role"] == "assistant"]

@@ -45,18 +45,40 @@ def load_tokenizer(cfg: ModelConfig):
     return tokenizer
 
 
-def load_model(cfg: ModelConfig, dtype: torch.dtype = torch.float32):
-    """Load weights in `dtype` (fp32 master weights for training; autocast handles bf16 compute)."""
+# Config attributes that hold a dropout probability, across the architectures transformers ships.
+_DROPOUT_KEYS = ("attention_dropout", "hidden_dropout", "dropout", "attn_pdrop", "resid_pdrop", "embd_pdrop",
+                 "hidden_dropout_prob", "attention_probs_dropout_prob", "mlp_dropout")
+
+
+def _model_config(cfg: ModelConfig, source: str):
+    """The checkpoint's config with `model.dropout` applied to every dropout it exposes."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(source, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
+    if cfg.dropout is not None:
+        present = [k for k in _DROPOUT_KEYS if isinstance(getattr(config, k, None), (int, float))]
+        if not present:
+            raise ModelError(f"model.dropout: {type(config).__name__} exposes no dropout setting")
+        for key in present:
+            setattr(config, key, cfg.dropout)
+    return config
+
+
+def load_model(cfg: ModelConfig, dtype: torch.dtype = torch.float32, quantization=None):
+    """Load weights in `dtype` (fp32 master weights for training; autocast handles bf16 compute), optionally
+    quantized by a transformers quantization config (QLoRA's frozen base)."""
     from transformers import AutoModelForCausalLM
 
     source = resolve(cfg.name_or_path)
     try:
         model = AutoModelForCausalLM.from_pretrained(
             source,
+            config=_model_config(cfg, source),
             revision=cfg.revision,
             trust_remote_code=cfg.trust_remote_code,
             dtype=dtype,
             attn_implementation=cfg.attn_implementation,
+            quantization_config=quantization,
         )
     except OSError as exc:
         raise ModelError(
@@ -70,18 +92,49 @@ def is_adapter_dir(path: Path) -> bool:
     return (path / "adapter_config.json").is_file()
 
 
-def load_for_inference(run_or_model: str, dtype: torch.dtype = torch.float32):
-    """Load a run directory (its final/), a PEFT adapter directory, a full HF directory or a packaged name."""
+def artifact_dir(run_or_model: str | Path) -> Path:
+    """A run directory means its final/ artifact."""
+    path = Path(run_or_model)
+    return path / "final" if (path / "final").is_dir() else path
+
+
+def adapter_base(path: Path) -> str:
+    from seektune.models import bottleneck
+
+    meta = bottleneck.read_config(path) if bottleneck.is_bottleneck_dir(path) else \
+        json.loads((path / "adapter_config.json").read_text())
+    return meta["base_model_name_or_path"]
+
+
+def attach_adapter(model, path: Path, adapter_name: str = "default"):
+    """Put a saved adapter (peft or bottleneck) on a loaded base model."""
     from peft import PeftModel
+
+    from seektune.models import bottleneck
+    from seektune.models.deepseek import moe_rewrite_disabled
+    from seektune.models.methods import read_method_info
+
+    if bottleneck.is_bottleneck_dir(path):
+        return bottleneck.load(model, path)
+    rewrite_off = read_method_info(path).get("peft_moe_rewrite_disabled", False)
+    with moe_rewrite_disabled(rewrite_off):
+        if hasattr(model, "load_adapter") and hasattr(model, "peft_config"):
+            model.load_adapter(str(path), adapter_name=adapter_name)
+            return model
+        return PeftModel.from_pretrained(model, str(path), adapter_name=adapter_name)
+
+
+def load_for_inference(run_or_model: str, dtype: torch.dtype = torch.float32):
+    """Load a run directory (its final/), an adapter directory (peft or bottleneck), a full HF directory or a
+    packaged name."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = Path(run_or_model)
-    if (path / "final").is_dir():
-        path = path / "final"
-    if path.is_dir() and is_adapter_dir(path):
-        base = json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
-        model = AutoModelForCausalLM.from_pretrained(resolve(base), dtype=dtype)
-        model = PeftModel.from_pretrained(model, str(path))
+    from seektune.models import bottleneck
+
+    path = artifact_dir(run_or_model)
+    if path.is_dir() and (is_adapter_dir(path) or bottleneck.is_bottleneck_dir(path)):
+        model = AutoModelForCausalLM.from_pretrained(resolve(adapter_base(path)), dtype=dtype)
+        model = attach_adapter(model, path)
         tokenizer = AutoTokenizer.from_pretrained(str(path))
     elif path.is_dir():
         model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)

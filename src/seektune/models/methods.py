@@ -1,30 +1,30 @@
-"""Prepare a loaded model for a training method. Adding a method touches only this module.
+"""Prepare a loaded model for a training method, and save what it trained. Adding a method touches this module
+and the module that implements it.
 
-full   every parameter trains.
-freeze only the last N transformer layers (+ final norm), optionally the head and embeddings, train.
-lora   peft LoRA on named modules, 'all-linear', or a DeepSeek preset that knows MLA and MoE names.
+full        every parameter trains.
+freeze      only the last N transformer layers (or all but a bottom fraction) + final norm, optionally head/embeddings.
+lora        peft LoRA and its variants and the hybrid (models/peft_methods.py); qlora is the same on a 4/8-bit base.
+adalora     peft AdaLoRA; the loop drives its rank reallocation (train/method_hooks.py).
+ia3         peft IA3.
+bottleneck  our own bottleneck adapters (models/bottleneck.py).
+prompt, prefix, p_tuning   peft virtual-token methods.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
 from torch import nn
 
-from seektune.config import MethodConfig
 from seektune.errors import ConfigError
+from seektune.method_config import MethodConfig
+from seektune.models import bottleneck, peft_methods
+from seektune.models.deepseek import PRESETS
 
-# DeepSeek-V2/V3 module names. MLA: q_a/q_b (or q_proj when q_lora_rank is None), kv_a_proj_with_mqa, kv_b_proj,
-# o_proj. MLPs: gate/up/down_proj. The router (mlp.gate) is never wrapped.
-# In transformers 5 the routed experts are fused 3-D parameters, and peft 0.21 maps every gate/up/down_proj target
-# onto them as well (its v4->v5 shim, no opt-out), so an MLP preset always covers dense, shared and routed experts;
-# peft adapts fused parameters only with lora_dropout=0.
-DEEPSEEK_ATTENTION = ["q_proj", "q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj"]
-DEEPSEEK_MLP = ["gate_proj", "up_proj", "down_proj"]
-
-PRESETS: dict[str, tuple[list[str], list[str]]] = {
-    "deepseek": (DEEPSEEK_ATTENTION + DEEPSEEK_MLP, []),
-    "deepseek-attention": (DEEPSEEK_ATTENTION, []),
-}
+METHOD_FILE = "seektune_method.json"  # beside every saved artifact: how it was trained and how to load it
+MERGEABLE = {"lora", "qlora", "adalora", "ia3"}
 
 
 def decoder_layers(model: nn.Module) -> nn.ModuleList:
@@ -39,6 +39,8 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
 def _prepare_freeze(model: nn.Module, cfg: MethodConfig) -> nn.Module:
     layers = decoder_layers(model)
     k = cfg.freeze.trainable_layers
+    if cfg.freeze.frozen_fraction is not None:
+        k = len(layers) - round(cfg.freeze.frozen_fraction * len(layers))
     if k > len(layers):
         raise ConfigError(f"method.freeze.trainable_layers={k} but the model has {len(layers)} layers")
     model.requires_grad_(False)
@@ -55,46 +57,46 @@ def _prepare_freeze(model: nn.Module, cfg: MethodConfig) -> nn.Module:
     return model
 
 
-def _prepare_lora(model: nn.Module, cfg: MethodConfig) -> nn.Module:
-    from peft import LoraConfig, get_peft_model
-
-    lora = cfg.lora
-    targets, target_params = lora.target_modules, list(lora.target_parameters)
-    if isinstance(targets, str) and targets in PRESETS:
-        names, preset_params = PRESETS[targets]
-        present = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)}
-        targets = [n for n in names if n in present]
-        target_params += preset_params
-        if not targets:
-            raise ConfigError(f"method.lora.target_modules: preset '{lora.target_modules}' matched no module")
-    peft_cfg = LoraConfig(
-        r=lora.r,
-        lora_alpha=lora.lora_alpha,
-        lora_dropout=lora.lora_dropout,
-        target_modules=targets,
-        target_parameters=target_params or None,
-        modules_to_save=lora.modules_to_save or None,
-        task_type="CAUSAL_LM",
-    )
-    try:
-        return get_peft_model(model, peft_cfg)
-    except ValueError as exc:
-        if "lora_dropout" in str(exc):
-            raise ConfigError(
-                "method.lora.lora_dropout must be 0 here: the targets include fused MoE expert parameters "
-                "(peft maps gate/up/down_proj onto them) and peft has no dropout for those; or use "
-                "target_modules: deepseek-attention"
-            ) from None
-        raise ConfigError(f"method.lora: {exc}") from None
-
-
-def prepare(model: nn.Module, cfg: MethodConfig) -> nn.Module:
+def prepare(model: nn.Module, cfg: MethodConfig, total_steps: int = 1, tokenizer_path: str = "") -> nn.Module:
+    """Set what trains. `total_steps` feeds AdaLoRA's schedule; `tokenizer_path` prompt-tuning text init."""
     if cfg.name == "full":
         model.requires_grad_(True)
         return model
     if cfg.name == "freeze":
         return _prepare_freeze(model, cfg)
-    return _prepare_lora(model, cfg)
+    if cfg.name in ("lora", "qlora"):
+        return peft_methods.lora(model, cfg)
+    if cfg.name == "adalora":
+        return peft_methods.adalora(model, cfg, total_steps)
+    if cfg.name == "ia3":
+        return peft_methods.ia3(model, cfg)
+    if cfg.name == "bottleneck":
+        return bottleneck.attach(model, cfg.bottleneck)
+    return peft_methods.virtual_tokens(model, cfg, tokenizer_path)
+
+
+def uses_moe_rewrite_workaround(cfg: MethodConfig) -> bool:
+    target = cfg.lora.target_modules
+    return cfg.name in ("lora", "qlora", "adalora") and isinstance(target, str) and target in PRESETS \
+        and PRESETS[target].needs_rewrite_disabled
+
+
+def save_trained(model: nn.Module, cfg: MethodConfig, directory: Path, base_model: str,
+                 write_weights: bool = True) -> None:
+    """Write the trained artifact (a peft adapter dir, a full HF model, or a bottleneck adapter dir) and
+    METHOD_FILE. `write_weights=False` when the caller already saved gathered weights (sharded engines)."""
+    if write_weights and cfg.name == "bottleneck":
+        bottleneck.save(model, cfg.bottleneck, directory, base_model)
+    elif write_weights:
+        model.save_pretrained(directory)
+    info = {"method": cfg.name, "mergeable": cfg.name in MERGEABLE,
+            "peft_moe_rewrite_disabled": uses_moe_rewrite_workaround(cfg), "base_model_name_or_path": base_model}
+    (directory / METHOD_FILE).write_text(json.dumps(info, indent=1))
+
+
+def read_method_info(directory: Path) -> dict:
+    path = directory / METHOD_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def trainable_summary(model: nn.Module) -> tuple[int, int]:
@@ -115,10 +117,6 @@ def enable_gradient_checkpointing(model: nn.Module) -> None:
     model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if hasattr(model, "enable_input_require_grads"):
         model.enable_input_require_grads()
-
-
-def output_head(model: nn.Module) -> nn.Module:
-    return model.get_output_embeddings()
 
 
 def float32_master(model: nn.Module) -> None:

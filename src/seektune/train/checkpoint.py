@@ -77,9 +77,11 @@ def write_process_state(tmp: Path, rank: int, rng: dict) -> None:
     torch.save(rng, tmp / f"rng-rank{rank}.pt")
 
 
-def write_main_state(tmp: Path, model: nn.Module, optimizer, scheduler, loop_state: dict) -> None:
+def write_main_state(tmp: Path, model: nn.Module, optimizer, scheduler, loop_state: dict,
+                     method_state: dict | None = None) -> None:
     save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optim.pt")
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "method": method_state or {}}, tmp / "optim.pt")
     (tmp / "loop_state.json").write_text(json.dumps(loop_state, indent=1))
 
 
@@ -93,8 +95,9 @@ def finalise(root: Path, step: int, keep_last: int) -> Path:
     return final
 
 
-def load(path: Path, model: nn.Module, optimizer, scheduler, rank: int) -> tuple[dict, dict]:
-    """Restore weights, optimizer and scheduler in place; return (loop_state, this process's rng state)."""
+def load(path: Path, model: nn.Module, optimizer, scheduler, rank: int) -> tuple[dict, dict, dict]:
+    """Restore weights, optimizer and scheduler in place; return (loop_state, this process's rng state,
+    the method's own state, e.g. AdaLoRA's sensitivity scores)."""
     if not (path / MARKER).is_file():
         raise CheckpointError(f"{path} is incomplete (no {MARKER} marker)")
     weights = load_file(str(path / "trainable.safetensors"))
@@ -112,4 +115,4 @@ def load(path: Path, model: nn.Module, optimizer, scheduler, rank: int) -> tuple
     if not rng_file.is_file():
         raise CheckpointError(f"{path} has no RNG state for process {rank}; resume with the same number of processes")
     loop_state = json.loads((path / "loop_state.json").read_text())
-    return loop_state, torch.load(rng_file, weights_only=False)
+    return loop_state, torch.load(rng_file, weights_only=False), optim.get("method", {})

@@ -30,11 +30,14 @@ from seektune import config as config_io
 from seektune.config import Config
 from seektune.data.batching import Row, collate, epoch_order
 from seektune.data.dataset import build as build_data
+from seektune.data.terms import TermMatcher
 from seektune.errors import CheckpointError, ConfigError
 from seektune.models import methods
-from seektune.models.loading import load_model, load_tokenizer
+from seektune.models.loading import load_model, load_tokenizer, resolve
+from seektune.models.peft_methods import quantization_config
 from seektune.runtime import resolve_precision, restore_rng_state, rng_state, seed_everything, set_threads
-from seektune.train import checkpoint
+from seektune.train import checkpoint, param_groups
+from seektune.train.method_hooks import hooks_for
 from seektune.train.objective import CausalLMObjective
 from seektune.train.tracking import MetricsLog, plot_loss
 
@@ -99,14 +102,6 @@ def _prepare_run_dir(cfg: Config, resume: bool, is_main: bool) -> Path:
     return run_dir
 
 
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    decay, no_decay = [], []
-    for _, p in model.named_parameters():
-        if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
 def _evaluate(objective, rows: list[Row], cfg: Config, accelerator: Accelerator, pad_id: int) -> float:
     objective.eval()
     mine = rows[accelerator.process_index::accelerator.num_processes]
@@ -121,7 +116,8 @@ def _evaluate(objective, rows: list[Row], cfg: Config, accelerator: Accelerator,
     return (totals[0] / totals[1].clamp(min=1)).item()
 
 
-def _save_checkpoint(accelerator, root: Path, step: int, model, optimizer, scheduler, state: LoopState, cfg: Config):
+def _save_checkpoint(accelerator, root: Path, step: int, model, optimizer, scheduler, state: LoopState, cfg: Config,
+                     method_state: dict):
     tmp = checkpoint.tmp_dir(root, step)
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -132,21 +128,24 @@ def _save_checkpoint(accelerator, root: Path, step: int, model, optimizer, sched
     checkpoint.write_process_state(tmp, accelerator.process_index, rng_state())
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        checkpoint.write_main_state(tmp, model, optimizer, scheduler, asdict(state))
+        checkpoint.write_main_state(tmp, model, optimizer, scheduler, asdict(state), method_state)
         checkpoint.finalise(root, step, cfg.train.keep_last)
     accelerator.wait_for_everyone()
 
 
-def _save_final(accelerator, model, tokenizer, run_dir: Path) -> Path:
+def _save_final(accelerator, model, tokenizer, run_dir: Path, cfg: Config) -> Path:
     final, tmp = run_dir / "final", run_dir / ".final-tmp"
-    state = accelerator.get_state_dict(model) if accelerator.distributed_type != DistributedType.NO else None
+    whole_model = cfg.method.name in ("full", "freeze")
+    gathered = whole_model and accelerator.distributed_type != DistributedType.NO
+    state = accelerator.get_state_dict(model) if gathered else None  # sharded engines gather the full weights
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
         inner = accelerator.unwrap_model(model)
-        if state is not None and not hasattr(inner, "peft_config"):
+        if state is not None:
             inner.save_pretrained(tmp, state_dict=state)
+            methods.save_trained(inner, cfg.method, tmp, resolve(cfg.model.name_or_path), write_weights=False)
         else:
-            inner.save_pretrained(tmp)
+            methods.save_trained(inner, cfg.method, tmp, resolve(cfg.model.name_or_path))
         tokenizer.save_pretrained(tmp)
         checkpoint.publish(tmp, final)
     accelerator.wait_for_everyone()
@@ -167,25 +166,29 @@ def train(cfg: Config, resume: bool = False) -> Path:
     seed_everything(cfg.train.seed)
 
     tokenizer = load_tokenizer(cfg.model)
-    model = methods.prepare(load_model(cfg.model), cfg.method)
+    terms = TermMatcher.from_file(cfg.train.term_file) if cfg.train.term_file else None
+    data = build_data(cfg.data, tokenizer, cfg.train.seed, terms, cfg.train.term_weight)
+    pad_id = tokenizer.pad_token_id
+    plan = StepPlan(data.train, cfg.train.micro_batch_size, cfg.train.gradient_accumulation_steps,
+                    accelerator.num_processes, cfg.train.seed)
+    total_steps = cfg.train.max_steps or max(1, math.ceil(cfg.train.epochs * plan.steps_per_epoch))
+
+    quantized = quantization_config(cfg.method) if cfg.method.name == "qlora" else None
+    model = methods.prepare(load_model(cfg.model, quantization=quantized), cfg.method, total_steps,
+                            tokenizer_path=resolve(cfg.model.name_or_path))
     methods.float32_master(model)
     if cfg.train.gradient_checkpointing:
         methods.enable_gradient_checkpointing(model)
     trainable, total = methods.trainable_summary(model)
     if trainable == 0:
         raise ConfigError("method: nothing is trainable with these settings")
-    data = build_data(cfg.data, tokenizer, cfg.train.seed)
-    pad_id = tokenizer.pad_token_id
-
-    plan = StepPlan(data.train, cfg.train.micro_batch_size, cfg.train.gradient_accumulation_steps,
-                    accelerator.num_processes, cfg.train.seed)
-    total_steps = cfg.train.max_steps or max(1, math.ceil(cfg.train.epochs * plan.steps_per_epoch))
-    optimizer = torch.optim.AdamW(_param_groups(model, cfg.train.weight_decay), lr=cfg.train.learning_rate,
+    hooks = hooks_for(model, cfg.method)
+    optimizer = torch.optim.AdamW(param_groups.build(model, cfg), lr=cfg.train.learning_rate,
                                   betas=(cfg.train.adam_beta1, cfg.train.adam_beta2))
     scheduler_name = "constant_with_warmup" if cfg.train.lr_scheduler == "constant" else cfg.train.lr_scheduler
     scheduler = get_scheduler(scheduler_name, optimizer, num_warmup_steps=int(cfg.train.warmup_ratio * total_steps),
                               num_training_steps=total_steps)
-    objective = CausalLMObjective(model)
+    objective = CausalLMObjective(model, label_smoothing=cfg.train.label_smoothing)
     selective_head = objective.selective_head
     objective, optimizer = accelerator.prepare(objective, optimizer)
 
@@ -198,8 +201,9 @@ def train(cfg: Config, resume: bool = False) -> Path:
             raise CheckpointError(f"no complete checkpoint in {ckpt_root}; start again without --resume")
         if accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
             accelerator.load_state(str(latest / "engine"))
-        loop_state, rng = checkpoint.load(latest, accelerator.unwrap_model(objective).model, optimizer, scheduler,
-                                          accelerator.process_index)
+        loop_state, rng, method_state = checkpoint.load(latest, accelerator.unwrap_model(objective).model, optimizer,
+                                                        scheduler, accelerator.process_index)
+        hooks.load_state_dict(method_state)
         state = LoopState(**loop_state)
         restore_rng_state(rng)
         metrics.truncate_after(state.step)
@@ -227,17 +231,22 @@ def train(cfg: Config, resume: bool = False) -> Path:
             sync = contextlib.nullcontext() if i == len(mine) - 1 else accelerator.no_sync(objective)
             with sync:
                 loss_sum, _ = objective(**batch)
-                accelerator.backward(loss_sum * scale)
+                loss = loss_sum * scale
+                regulariser = hooks.regulariser()  # once per step in total, spread over the micro-batches
+                if regulariser is not None:
+                    loss = loss + regulariser / len(mine)
+                accelerator.backward(loss)
             step_loss += loss_sum.detach().double()
         grad_norm = accelerator.clip_grad_norm_(params, cfg.train.max_grad_norm) if cfg.train.max_grad_norm else None
         optimizer.step()
         scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
         state.step += 1
+        hooks.after_optimizer_step(state.step)  # sees this step's gradients (AdaLoRA's sensitivity)
+        optimizer.zero_grad(set_to_none=True)
         tokens_done += step_tokens
         last_loss = (accelerator.reduce(step_loss, "sum") / max(step_tokens, 1)).item()
         elapsed = time.perf_counter() - started
-        lr = scheduler.get_last_lr()[0]
+        lr = max(scheduler.get_last_lr())
         if state.step % cfg.train.log_every == 0 or state.step == total_steps:
             metrics.write({"step": state.step, "epoch": round(state.step / plan.steps_per_epoch, 3),
                            "loss": last_loss, "lr": lr, "supervised_tokens": step_tokens,
@@ -250,25 +259,30 @@ def train(cfg: Config, resume: bool = False) -> Path:
             _record_eval(_evaluate(objective, data.eval, cfg, accelerator, pad_id), state, cfg, metrics, bar)
         if cfg.train.save_every and state.step % cfg.train.save_every == 0 and state.step < total_steps:
             _save_checkpoint(accelerator, ckpt_root, state.step, accelerator.unwrap_model(objective).model,
-                             optimizer, scheduler, state, cfg)
+                             optimizer, scheduler, state, cfg, hooks.state_dict())
     bar.close()
 
     final_eval = None
     if data.eval:
         final_eval = _evaluate(objective, data.eval, cfg, accelerator, pad_id)
         metrics.write({"step": state.step, "eval_loss": final_eval})
-    final = _save_final(accelerator, accelerator.unwrap_model(objective).model, tokenizer, run_dir)
+    final = _save_final(accelerator, accelerator.unwrap_model(objective).model, tokenizer, run_dir, cfg)
     if is_main:
         plot_loss(run_dir / "metrics.jsonl", run_dir / "loss.png")
         result = {"steps": state.step, "final_train_loss": last_loss, "final_eval_loss": final_eval,
                   "stopped_early": state.stopped_early, "trainable_parameters": trainable,
-                  "total_parameters": total, "precision": precision, "final": str(final)}
+                  "total_parameters": total, "precision": precision, "final": str(final), **_method_result(hooks)}
         (run_dir / "result.json").write_text(json.dumps(result, indent=1))
         print(f"done: {state.step} steps, train loss {last_loss:.4f}"
               + (f", eval loss {final_eval:.4f}" if final_eval is not None else "")
               + f"\nmodel: {final}\nmetrics: {run_dir / 'metrics.jsonl'}, plot: {run_dir / 'loss.png'}", flush=True)
     accelerator.end_training()
     return run_dir
+
+
+def _method_result(hooks) -> dict:
+    summary = hooks.summary()
+    return {"adalora_final_ranks": summary} if summary else {}
 
 
 def _record_eval(eval_loss: float, state: LoopState, cfg: Config, metrics: MetricsLog, bar) -> None:

@@ -26,20 +26,33 @@ def supports_selective_head(model: nn.Module) -> bool:
     return hasattr(base, "get_decoder") and base.get_output_embeddings() is not None
 
 
+def _virtual_tokens(model: nn.Module) -> bool:
+    """peft prompt/prefix/p-tuning: the model must run its own forward, which prepends the virtual tokens."""
+    config = getattr(model, "active_peft_config", None)
+    return bool(getattr(config, "is_prompt_learning", False))
+
+
 class CausalLMObjective(nn.Module):
     """forward(batch) -> (sum of token losses, number of supervised tokens).
 
     use_cache=False is load-bearing: transformers builds the block-diagonal mask for packed rows only when no
     KV cache exists, and models default to use_cache=True, which silently lets packed samples attend to each
     other (tests/unit/test_batching.py catches this).
+
+    Per-token `weights` (term-weighted loss) multiply each token's loss; the sum is still divided by the number
+    of supervised tokens, so weighted terms count more than other tokens instead of being renormalised away.
+    Prompt-learning models prepend virtual tokens: for prompt and P-tuning their logits come first and are
+    cut off here; prefix tuning adds them as past keys and values only.
     """
 
-    def __init__(self, model: nn.Module, selective_head: bool = True):
+    def __init__(self, model: nn.Module, selective_head: bool = True, label_smoothing: float = 0.0):
         super().__init__()
         self.model = model
-        self.selective_head = selective_head and supports_selective_head(model)
+        self.virtual_tokens = _virtual_tokens(model)
+        self.selective_head = selective_head and not self.virtual_tokens and supports_selective_head(model)
+        self.label_smoothing = label_smoothing
 
-    def forward(self, input_ids, targets, position_ids, attention_mask=None):
+    def forward(self, input_ids, targets, position_ids, attention_mask=None, weights=None):
         supervised = targets != IGNORE
         if self.selective_head:
             base = _unwrap_peft(self.model)
@@ -47,9 +60,15 @@ class CausalLMObjective(nn.Module):
                 input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask, use_cache=False
             ).last_hidden_state
             logits = base.get_output_embeddings()(hidden[supervised])
+        elif self.virtual_tokens:  # padded rows only (config check); positions start at 0 after the prompt
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+            logits = out.logits[:, -input_ids.shape[1]:][supervised]
         else:
             out = self.model(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask,
                              use_cache=False)
             logits = out.logits[supervised]
-        loss_sum = F.cross_entropy(logits.float(), targets[supervised], reduction="sum")
-        return loss_sum, supervised.sum()
+        losses = F.cross_entropy(logits.float(), targets[supervised], reduction="none",
+                                 label_smoothing=self.label_smoothing)
+        if weights is not None:
+            losses = losses * weights[supervised]
+        return losses.sum(), supervised.sum()

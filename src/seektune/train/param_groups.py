@@ -1,0 +1,52 @@
+"""Optimizer parameter groups: weight decay, layer-wise learning-rate decay, embedding/head rates, LoRA+.
+
+A parameter's learning rate is `learning_rate x multiplier`, with the multiplier from where it lives:
+  transformer layer i of N   layer_lr_decay ** (N - 1 - i)   (lower layers learn slower)
+  input embeddings           embedding_learning_rate, else the rate below the lowest layer (decay ** N)
+  output head                head_learning_rate, else learning_rate
+  anything else              learning_rate (final norm, virtual-token encoders...)
+and LoRA+ multiplies lora_B matrices by `loraplus_lr_ratio` on top. Matrices get weight decay, vectors do not.
+The scheduler scales every group by the same factor, so these ratios hold through warmup and decay.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from seektune.config import Config
+
+
+def _owners(model: nn.Module) -> tuple[dict[int, int], set[int], set[int]]:
+    """(parameter id -> layer index, embedding parameter ids, head parameter ids)."""
+    from seektune.models.methods import decoder_layers
+
+    layer_of = {id(p): i for i, layer in enumerate(decoder_layers(model)) for p in layer.parameters()}
+    embeddings = {id(p) for p in model.get_input_embeddings().parameters()}
+    head = model.get_output_embeddings()
+    head_ids = {id(p) for p in head.parameters()} if head is not None else set()
+    return layer_of, embeddings, head_ids
+
+
+def build(model: nn.Module, cfg: Config) -> list[dict]:
+    t, lr = cfg.train, cfg.train.learning_rate
+    layer_of, embeddings, head = _owners(model)
+    n_layers = model.config.num_hidden_layers
+    loraplus = cfg.method.lora.loraplus_lr_ratio if cfg.method.name in ("lora", "qlora") else 0.0
+    groups: dict[tuple[float, float], list] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        key = id(p)
+        if key in head:  # checked first: a tied head is also the embedding, and trains at the head's rate
+            rate = t.head_learning_rate or lr
+        elif key in embeddings:
+            rate = t.embedding_learning_rate or lr * t.layer_lr_decay ** n_layers
+        elif key in layer_of:
+            rate = lr * t.layer_lr_decay ** (n_layers - 1 - layer_of[key])
+        else:
+            rate = lr
+        if loraplus and ".lora_B." in name:
+            rate *= loraplus
+        decay = t.weight_decay if p.ndim >= 2 else 0.0
+        groups.setdefault((rate, decay), []).append(p)
+    return [{"params": params, "lr": rate, "weight_decay": decay} for (rate, decay), params in sorted(groups.items())]
