@@ -39,7 +39,18 @@ def cmd_chat(args) -> None:
     from seektune.runtime import set_threads
 
     set_threads()
-    model, tokenizer = load_for_inference(args.model)
+    if len(args.model) > 1:
+        from transformers import AutoTokenizer
+
+        from seektune.models.adapters import load_many
+        from seektune.models.loading import artifact_dir
+
+        model, names = load_many(args.model)
+        tokenizer = AutoTokenizer.from_pretrained(str(artifact_dir(args.model[0])))
+        _use_adapter(model, names, args.use or names[0])
+    else:
+        model, tokenizer = load_for_inference(args.model[0])
+        names = []
     system = [{"role": "system", "content": args.system}] if args.system else []
     if args.prompt is not None:
         print(generate(model, tokenizer, system + [{"role": "user", "content": args.prompt}],
@@ -58,10 +69,46 @@ def cmd_chat(args) -> None:
         if line == "/reset":
             history = list(system)
             continue
+        if line.startswith("/adapter"):
+            _use_adapter(model, names, line.removeprefix("/adapter").strip())
+            history = list(system)
+            continue
         history.append({"role": "user", "content": line})
         print("model> ", end="", flush=True)
         answer = generate(model, tokenizer, history, args.max_new_tokens, args.temperature, streamer=streamer)
         history.append({"role": "assistant", "content": answer})
+
+
+def _use_adapter(model, names: list[str], name: str) -> None:
+    from seektune.errors import ConfigError
+
+    if name not in names:
+        raise ConfigError(f"no adapter named '{name}'; loaded: {', '.join(names) or 'one model only'}")
+    model.set_adapter(name)
+    print(f"adapter: {name}", flush=True)
+
+
+def cmd_adapters_list(args) -> None:
+    from seektune.models.adapters import find
+
+    found = find(args.root)
+    if not found:
+        print(f"no adapters under {args.root}")
+    for a in found:
+        print(f"{a.name:24s} {a.method:10s} {a.detail:28s} {a.path}\n{'':24s} base: {a.base}")
+
+
+def cmd_adapters_combine(args) -> None:
+    from seektune.models.adapters import combine
+
+    out = combine(args.adapters, args.out, args.weights, args.method, args.density)
+    print(f"combined adapter: {out}")
+
+
+def cmd_merge(args) -> None:
+    from seektune.models.adapters import merge
+
+    print(f"merged model: {merge(args.adapter, args.out)}")
 
 
 def cmd_models(args) -> None:
@@ -113,12 +160,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("chat", help="talk to a run, an adapter, a model directory or a packaged model",
                        description="Interactive chat, or one answer with --prompt.")
-    p.add_argument("model", help="run directory, final/ adapter or model directory, or packaged name")
+    p.add_argument("model", nargs="+", help="run directory, final/ adapter or model directory, or packaged name; "
+                   "several adapter runs of one base load side by side (switch with /adapter NAME)")
+    p.add_argument("--use", help="with several adapters: the one to start with (its run directory name)")
     p.add_argument("--prompt", help="answer this one prompt and exit")
     p.add_argument("--system", help="system message")
     p.add_argument("--max-new-tokens", type=int, default=256, help="generation length limit")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("adapters", help="list or combine adapters trained on one base",
+                       description="List adapters under a directory, or combine several into a new one.")
+    adapters = p.add_subparsers(dest="action", required=True)
+    q = adapters.add_parser("list", help="list adapters (run directories and adapter directories)")
+    q.add_argument("root", nargs="?", default="runs", help="directory to search (default: runs)")
+    q.set_defaults(func=cmd_adapters_list)
+    q = adapters.add_parser("combine", help="combine LoRA adapters (linear, TIES, DARE...) into a new adapter",
+                            description="Weighted combination through peft's add_weighted_adapter.")
+    q.add_argument("adapters", nargs="+", help="run directories or adapter directories (same base)")
+    q.add_argument("--out", required=True, help="directory for the combined adapter")
+    q.add_argument("--weights", type=float, nargs="+", help="one weight per adapter (default: equal)")
+    q.add_argument("--method", default="linear", help="linear, cat, svd, ties, ties_svd, dare_linear, dare_ties, "
+                   "magnitude_prune")
+    q.add_argument("--density", type=float, help="TIES/DARE/pruning: fraction of each adapter's weights kept")
+    q.set_defaults(func=cmd_adapters_combine)
+
+    p = sub.add_parser("merge", help="fold an adapter into its base and save a plain transformers model",
+                       description="Merge a LoRA-family or IA3 adapter into a copy of the base weights.")
+    p.add_argument("adapter", help="run directory or adapter directory")
+    p.add_argument("--out", required=True, help="output model directory")
+    p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser("models", help="list the models seektune can load offline",
                        description="List packaged models and whether they are installed or cached.")
