@@ -35,7 +35,8 @@ class LoraConfig(Section):
     use_dora: bool = Field(False, description="DoRA: learn a magnitude per output and a LoRA direction")
     use_rslora: bool = Field(False, description="rank-stabilised LoRA: scale = alpha / sqrt(r)")
     init: Literal["default", "gaussian", "pissa", "olora"] = Field(
-        "default", description="initialisation: default (B = 0), gaussian, pissa (principal singular vectors), olora (QR)"
+        "default",
+        description="initialisation: default (B = 0), gaussian, pissa (principal singular vectors), olora (QR)",
     )
     rank_pattern: dict[str, int] = Field(
         default_factory=dict, description="per-module rank by name or regex, e.g. {'self_attn.*': 32, 'mlp.*': 16}"

@@ -30,7 +30,7 @@ CASES = {
                      {"learning_rate": 5e-3}, True, 0.03),
     "olora": ({"name": "lora", "lora": {**LORA, "init": "olora"}}, {}, {"learning_rate": 5e-3}, True, 0.03),
     "lora+ per-module rank": ({"name": "lora", "lora": {**LORA, "loraplus_lr_ratio": 4.0,
-                                                        "rank_pattern": {"self_attn": 8, "mlp": 4}}}, {},
+                                                        "rank_pattern": {"self_attn.*": 8, "mlp.*": 4}}}, {},
                               {"learning_rate": 5e-3}, True, 0.03),
     "hybrid": ({"name": "lora", "lora": {**LORA, "full_layers": 1}}, {}, {"learning_rate": 5e-3}, True, 0.03),
     "qlora-nf4": ({"name": "qlora", "lora": LORA, "qlora": {"bits": 4, "compute_dtype": "fp32"}}, {},

@@ -123,3 +123,30 @@ def test_freeze_fraction_freezes_the_bottom_layers(llama):
 def test_unknown_modules_are_a_config_error(llama):
     with pytest.raises(ConfigError, match="method.lora"):
         methods.prepare(llama, MethodConfig(name="lora", lora={"target_modules": ["no_such_proj"]}))
+
+
+def test_lora_variants_shape_the_adapter_as_configured(llama):
+    model = methods.prepare(llama, MethodConfig(name="lora", lora={
+        "r": 2, "use_dora": True, "rank_pattern": {"self_attn.*": 8, "mlp.*": 4}, "alpha_pattern": {"mlp.*": 12}}))
+    params = dict(model.named_parameters())
+    layer = "base_model.model.model.layers.0"
+    assert params[f"{layer}.self_attn.q_proj.lora_A.default.weight"].shape[0] == 8
+    assert params[f"{layer}.mlp.gate_proj.lora_A.default.weight"].shape[0] == 4
+    assert f"{layer}.mlp.gate_proj.lora_magnitude_vector.default.weight" in params  # DoRA's magnitude
+    gate = model.base_model.model.model.layers[0].mlp.gate_proj
+    assert gate.scaling["default"] == 12 / 4
+
+
+def test_hybrid_trains_the_last_layer_fully_and_lora_elsewhere(llama):
+    model = methods.prepare(llama, MethodConfig(name="lora", lora={"r": 2, "full_layers": 1}))
+    names = trainable_names(model)
+    assert any(".layers.0." in n and ".lora_" in n for n in names)
+    last = {n for n in names if ".layers.1." in n}
+    assert last and not any(".lora_" in n for n in last)  # a full trainable copy, no LoRA inside it
+    layer_size = sum(p.numel() for n, p in model.named_parameters() if ".layers.1." in n and "modules_to_save" in n)
+    assert sum(p.numel() for n, p in model.named_parameters() if n in last) == layer_size > 0
+
+
+def test_a_rank_pattern_that_matches_nothing_is_an_error_not_ignored(llama):
+    with pytest.raises(ConfigError, match="method.lora.rank_pattern.*self_attn"):
+        methods.prepare(llama, MethodConfig(name="lora", lora={"r": 2, "rank_pattern": {"self_attn": 8}}))

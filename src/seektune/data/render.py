@@ -117,7 +117,8 @@ class Renderer:
                         else [1.0] * len(piece))
         return self._finish(ids, labels, where, weights if self.terms is not None else None)
 
-    def _finish(self, ids: list[int], labels: list[int], where: str, weights: list[float] | None = None) -> Sample | None:
+    def _finish(self, ids: list[int], labels: list[int], where: str,
+                weights: list[float] | None = None) -> Sample | None:
         targets = labels[1:] + [IGNORE]
         shifted = weights[1:] + [1.0] if weights is not None else None  # the weight of the token being predicted
         if len(ids) > self.max_length:

@@ -25,8 +25,8 @@ class TermMatcher:
         if not terms:
             raise DataError("the term list is empty")
         self.terms = terms
-        parts = [(r"(?<![A-Za-z0-9])" if _edge(t[0]) else "") + re.escape(t) + (r"(?![A-Za-z0-9])" if _edge(t[-1]) else "")
-                 for t in terms]
+        parts = [(r"(?<![A-Za-z0-9])" if _edge(t[0]) else "") + re.escape(t)
+                 + (r"(?![A-Za-z0-9])" if _edge(t[-1]) else "") for t in terms]
         self.pattern = re.compile("|".join(parts), re.IGNORECASE)
 
     @classmethod
@@ -37,7 +37,8 @@ class TermMatcher:
         try:
             lines = path.read_text(encoding="utf-8-sig").splitlines()
         except UnicodeDecodeError as exc:
-            raise DataError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); save the term list as UTF-8") from None
+            raise DataError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); "
+                            "save the term list as UTF-8") from None
         terms = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
         if not terms:
             raise DataError(f"{path}: no terms (one term per line; lines starting with # are comments)")

@@ -8,6 +8,7 @@ standard peft adapter directory. Errors from peft come back as ConfigErrors nami
 from __future__ import annotations
 
 import re
+import warnings
 
 from torch import nn
 
@@ -45,11 +46,21 @@ def _hybrid_layers(model: nn.Module, full_layers: int) -> tuple[list[str], str]:
 
 
 def _wrap(model: nn.Module, peft_cfg, section: str, rewrite_disabled: bool = False) -> nn.Module:
+    """get_peft_model, with peft's errors and its 'pattern matched nothing' warnings turned into ConfigErrors."""
     from peft import get_peft_model
 
     try:
-        with moe_rewrite_disabled(rewrite_disabled):
-            return get_peft_model(model, peft_cfg)
+        with moe_rewrite_disabled(rewrite_disabled), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            wrapped = get_peft_model(model, peft_cfg)
+        for w in caught:
+            unmatched = re.search(r"following (rank|alpha)_pattern keys did not match.*?: (\[.*\])", str(w.message))
+            if unmatched:
+                raise ConfigError(f"method.lora.{unmatched.group(1)}_pattern: {unmatched.group(2)} matched no adapted "
+                                  "module; keys are regexes for the end of a module name, e.g. 'self_attn.*', "
+                                  "'mlp.*' or 'q_proj'")
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return wrapped
     except ValueError as exc:
         if "lora_dropout" in str(exc):
             raise ConfigError(
@@ -123,7 +134,8 @@ def virtual_tokens(model: nn.Module, cfg: MethodConfig, tokenizer_path: str) -> 
         peft_cfg = PrefixTuningConfig(num_virtual_tokens=c.num_virtual_tokens, prefix_projection=c.prefix_projection,
                                       encoder_hidden_size=c.encoder_hidden_size, task_type="CAUSAL_LM")
     else:
-        peft_cfg = PromptEncoderConfig(num_virtual_tokens=c.num_virtual_tokens, encoder_hidden_size=c.encoder_hidden_size,
+        peft_cfg = PromptEncoderConfig(num_virtual_tokens=c.num_virtual_tokens,
+                                       encoder_hidden_size=c.encoder_hidden_size,
                                        encoder_reparameterization_type=c.encoder.upper(), task_type="CAUSAL_LM")
     return _wrap(model, peft_cfg, "prompt")
 
