@@ -56,7 +56,7 @@ def _train_file(tmp: Path) -> Path:
 
 def run_method(name: str, steps: int) -> dict:
     from seektune import config
-    from seektune.demo import _answers, read_heldout
+    from seektune.demo import answer_questions, read_heldout
     from seektune.evaluate.qa import key_fact_match
     from seektune.train.loop import train
 
@@ -75,11 +75,28 @@ def run_method(name: str, steps: int) -> dict:
     seconds = timed[-1]["elapsed_s"] - rows[WARMUP - 1]["elapsed_s"]
     result = json.loads((run / "result.json").read_text())
     items = read_heldout(ROOT / "examples/clinic/heldout.jsonl")
-    answers = _answers(str(run), [i["question"] for i in items], SYSTEM, 32)
+    answers = answer_questions(str(run), [i["question"] for i in items], SYSTEM, 32)
     score = sum(key_fact_match(a, i["key_fact"]) for a, i in zip(answers, items)) / len(items)
     return {"trainable": result["trainable_parameters"], "total": result["total_parameters"],
             "tokens_per_s": sum(r["supervised_tokens"] for r in timed) / seconds, "peak_rss_mb": mem.peak / 2**20,
             "final_loss": rows[-1]["loss"], "demo_em": score}
+
+
+def weight_footprints() -> dict[str, float]:
+    """Memory of the loaded weights (MB) as LoRA/QLoRA hold the frozen base: fp32, bf16, NF4, int8."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from seektune.method_config import MethodConfig
+    from seektune.models.loading import resolve
+    from seektune.models.peft_methods import quantization_config
+
+    path = resolve("smollm2-135m-instruct")
+    loads = {"fp32": {"dtype": torch.float32}, "bf16": {"dtype": torch.bfloat16},
+             "nf4": {"quantization_config": quantization_config(MethodConfig(name="qlora"))},
+             "int8": {"quantization_config": quantization_config(MethodConfig(name="qlora", qlora={"bits": 8}))}}
+    return {k: AutoModelForCausalLM.from_pretrained(path, **kw).get_memory_footprint() / 2**20
+            for k, kw in loads.items()}
 
 
 def main() -> None:
@@ -87,7 +104,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=32)
     parser.add_argument("--only", help="comma-separated method names (default: all)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--footprint", action="store_true", help="only print the frozen weights' memory per storage")
     args = parser.parse_args()
+    if args.footprint:
+        for storage, mb in weight_footprints().items():
+            print(f"{storage:5s} {mb:8.1f} MB")
+        return
     if args.child:
         print("RESULT " + json.dumps(run_method(args.child, args.steps)), flush=True)
         return
@@ -102,6 +124,7 @@ def main() -> None:
             print(f"  failed:\n{out.stderr[-2000:]}", flush=True)
             continue
         results[name] = json.loads(line[7:])
+        print(f"  {json.dumps(results[name])}", flush=True)  # partial results survive an interrupted run
     base = results.get("lora")
     print(f"\nSmolLM2-135M-Instruct, clinic data, {args.steps} steps x batch 4 x max {MAX_LEN}, precision auto; "
           f"demo = key-fact exact match on 20 held-out paraphrases (base model: see README)\n")

@@ -41,7 +41,7 @@ def read_heldout(path: Path) -> list[dict]:
     return items
 
 
-def _answers(model_ref: str, questions: list[str], system_prompt: str | None, max_new_tokens: int) -> list[str]:
+def answer_questions(model_ref: str, questions: list[str], system_prompt: str | None, max_new_tokens: int) -> list[str]:
     model, tokenizer = load_for_inference(model_ref)
     out = []
     for q in questions:
@@ -54,8 +54,8 @@ def _answers(model_ref: str, questions: list[str], system_prompt: str | None, ma
 def compare(cfg: Config, heldout: Path, max_new_tokens: int = 48) -> list[Scored]:
     items = read_heldout(heldout)
     questions = [i["question"] for i in items]
-    base = _answers(cfg.model.name_or_path, questions, cfg.data.system_prompt, max_new_tokens)
-    tuned = _answers(str(cfg.run_dir), questions, cfg.data.system_prompt, max_new_tokens)
+    base = answer_questions(cfg.model.name_or_path, questions, cfg.data.system_prompt, max_new_tokens)
+    tuned = answer_questions(str(cfg.run_dir), questions, cfg.data.system_prompt, max_new_tokens)
     return [Scored(i["question"], i["key_fact"], b, t, key_fact_match(b, i["key_fact"]),
                    key_fact_match(t, i["key_fact"]), rouge_l(b, i["reference"]), rouge_l(t, i["reference"]))
             for i, b, t in zip(items, base, tuned)]
