@@ -41,7 +41,8 @@ def read_heldout(path: Path) -> list[dict]:
     return items
 
 
-def answer_questions(model_ref: str, questions: list[str], system_prompt: str | None, max_new_tokens: int) -> list[str]:
+def answer_questions(model_ref: str, questions: list[str], system_prompt: str | None,
+                     max_new_tokens: int) -> list[str]:
     model, tokenizer = load_for_inference(model_ref)
     out = []
     for q in questions:
