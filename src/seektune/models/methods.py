@@ -33,7 +33,8 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
     for _, module in model.named_modules():
         if isinstance(module, nn.ModuleList) and len(module) == n:
             return module
-    raise ConfigError("method.freeze: cannot find the transformer layer list of this model")
+    raise ConfigError("cannot find the transformer layer list of this model (freeze, hybrid, bottleneck and "
+                      "layer-wise learning rates need it); its config has no num_hidden_layers matching a ModuleList")
 
 
 def _prepare_freeze(model: nn.Module, cfg: MethodConfig) -> nn.Module:
