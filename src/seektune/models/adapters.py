@@ -101,29 +101,34 @@ def combine(paths: list[str | Path], out: str | Path, weights: list[float] | Non
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"cannot combine these adapters with {combination}: {exc}") from None
     new = "default" if "default" not in names else "combined"
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}-tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), selected_adapters=[new])
-    if new != "default":  # peft writes non-default adapters into a sub-directory
-        for f in (tmp / new).iterdir():
-            f.replace(tmp / f.name)
-        (tmp / new).rmdir()
     first = artifact_dir(paths[0])
-    _copy_tokenizer(first, tmp)
-    (tmp / METHOD_FILE).write_text(json.dumps({"method": "lora", "mergeable": True, "combined_from": [
-        str(artifact_dir(p)) for p in paths], "weights": weights, "combination": combination, "density": density,
-        "peft_moe_rewrite_disabled": read_method_info(first).get("peft_moe_rewrite_disabled", False)}, indent=1))
-    from seektune.train.checkpoint import publish
 
-    publish(tmp, out)
-    return out
+    def write(tmp: Path) -> None:
+        model.save_pretrained(str(tmp), selected_adapters=[new])
+        if new != "default":  # peft writes non-default adapters into a sub-directory
+            for f in (tmp / new).iterdir():
+                f.replace(tmp / f.name)
+            (tmp / new).rmdir()
+        (tmp / METHOD_FILE).write_text(json.dumps({
+            "method": "lora", "mergeable": True, "combined_from": [str(artifact_dir(p)) for p in paths],
+            "weights": weights, "combination": combination, "density": density,
+            "peft_moe_rewrite_disabled": read_method_info(first).get("peft_moe_rewrite_disabled", False)}, indent=1))
+
+    return _publish_with_tokenizer(Path(out), write, first)
 
 
-def _copy_tokenizer(src: Path, dst: Path) -> None:
+def _publish_with_tokenizer(out: Path, write, tokenizer_dir: Path) -> Path:
+    """Build `out` in a temporary sibling (`write(tmp)` plus the tokenizer), then rename it into place."""
     from transformers import AutoTokenizer
 
-    AutoTokenizer.from_pretrained(str(src)).save_pretrained(str(dst))
+    from seektune.train.checkpoint import publish
+
+    tmp = out.with_name(f".{out.name}-tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(tmp)
+    AutoTokenizer.from_pretrained(str(tokenizer_dir)).save_pretrained(str(tmp))
+    publish(tmp, out)
+    return out
 
 
 def merge(run_or_adapter: str | Path, out: str | Path) -> Path:
@@ -138,12 +143,4 @@ def merge(run_or_adapter: str | Path, out: str | Path) -> Path:
                           "(only LoRA-family and IA3 adapters are linear in the weights); serve it with its adapter")
     model = AutoModelForCausalLM.from_pretrained(resolve(adapter_base(path)), dtype=torch.float32)
     merged = attach_adapter(model, path).merge_and_unload()
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}-tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    merged.save_pretrained(str(tmp))
-    _copy_tokenizer(path, tmp)
-    from seektune.train.checkpoint import publish
-
-    publish(tmp, out)
-    return out
+    return _publish_with_tokenizer(Path(out), lambda tmp: merged.save_pretrained(str(tmp)), path)

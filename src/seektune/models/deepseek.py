@@ -53,6 +53,11 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+def preset(target_modules: str | list[str]) -> Preset | None:
+    """The preset a `lora.target_modules` value names, if it names one."""
+    return PRESETS.get(target_modules) if isinstance(target_modules, str) else None
+
+
 @contextlib.contextmanager
 def moe_rewrite_disabled(active: bool = True) -> Iterator[None]:
     """Switch off peft's v4->v5 MoE target rewrite while an adapter is created or loaded."""

@@ -21,7 +21,7 @@ from torch import nn
 from seektune.errors import ConfigError
 from seektune.method_config import MethodConfig
 from seektune.models import bottleneck, peft_methods
-from seektune.models.deepseek import PRESETS
+from seektune.models.deepseek import preset
 
 METHOD_FILE = "seektune_method.json"  # beside every saved artifact: how it was trained and how to load it
 MERGEABLE = {"lora", "qlora", "adalora", "ia3"}
@@ -77,19 +77,20 @@ def prepare(model: nn.Module, cfg: MethodConfig, total_steps: int = 1, tokenizer
 
 
 def uses_moe_rewrite_workaround(cfg: MethodConfig) -> bool:
-    target = cfg.lora.target_modules
-    return cfg.name in ("lora", "qlora", "adalora") and isinstance(target, str) and target in PRESETS \
-        and PRESETS[target].needs_rewrite_disabled
+    named = preset(cfg.lora.target_modules)
+    return cfg.name in ("lora", "qlora", "adalora") and named is not None and named.needs_rewrite_disabled
 
 
-def save_trained(model: nn.Module, cfg: MethodConfig, directory: Path, base_model: str,
-                 write_weights: bool = True) -> None:
-    """Write the trained artifact (a peft adapter dir, a full HF model, or a bottleneck adapter dir) and
-    METHOD_FILE. `write_weights=False` when the caller already saved gathered weights (sharded engines)."""
-    if write_weights and cfg.name == "bottleneck":
+def save_trained(model: nn.Module, cfg: MethodConfig, directory: Path, base_model: str) -> None:
+    """Write the trained artifact: a peft adapter dir, a full HF model, or a bottleneck adapter dir."""
+    if cfg.name == "bottleneck":
         bottleneck.save(model, cfg.bottleneck, directory, base_model)
-    elif write_weights:
+    else:
         model.save_pretrained(directory)
+
+
+def write_method_info(cfg: MethodConfig, directory: Path, base_model: str) -> None:
+    """METHOD_FILE beside the artifact: how it was trained and how to load it."""
     info = {"method": cfg.name, "mergeable": cfg.name in MERGEABLE,
             "peft_moe_rewrite_disabled": uses_moe_rewrite_workaround(cfg), "base_model_name_or_path": base_model}
     (directory / METHOD_FILE).write_text(json.dumps(info, indent=1))

@@ -14,7 +14,7 @@ from torch import nn
 
 from seektune.errors import ConfigError
 from seektune.method_config import MethodConfig
-from seektune.models.deepseek import PRESETS, moe_rewrite_disabled
+from seektune.models.deepseek import moe_rewrite_disabled, preset
 
 _INIT = {"default": True, "gaussian": "gaussian", "pissa": "pissa", "olora": "olora"}
 
@@ -23,13 +23,13 @@ def _targets(model: nn.Module, cfg: MethodConfig) -> tuple[str | list[str], list
     """(target_modules, target_parameters, disable peft's MoE rewrite) for the lora section."""
     lora = cfg.lora
     targets, params = lora.target_modules, list(lora.target_parameters)
-    if isinstance(targets, str) and targets in PRESETS:
-        preset = PRESETS[targets]
-        if getattr(model.config, "model_type", "") not in ("deepseek_v2", "deepseek_v3"):
-            raise ConfigError(f"method.lora.target_modules: preset '{targets}' is for DeepSeek-V2/V3 models, "
-                              f"not {getattr(model.config, 'model_type', type(model).__name__)}")
-        return preset.target_regex() or [], params + list(preset.parameters), preset.needs_rewrite_disabled
-    return targets, params, False
+    named = preset(targets)
+    if named is None:
+        return targets, params, False
+    if getattr(model.config, "model_type", "") not in ("deepseek_v2", "deepseek_v3"):
+        raise ConfigError(f"method.lora.target_modules: preset '{targets}' is for DeepSeek-V2/V3 models, "
+                          f"not {getattr(model.config, 'model_type', type(model).__name__)}")
+    return named.target_regex() or [], params + list(named.parameters), named.needs_rewrite_disabled
 
 
 def _hybrid_layers(model: nn.Module, full_layers: int) -> tuple[list[str], str]:

@@ -141,11 +141,12 @@ def _save_final(accelerator, model, tokenizer, run_dir: Path, cfg: Config) -> Pa
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
         inner = accelerator.unwrap_model(model)
+        base = resolve(cfg.model.name_or_path)
         if state is not None:
             inner.save_pretrained(tmp, state_dict=state)
-            methods.save_trained(inner, cfg.method, tmp, resolve(cfg.model.name_or_path), write_weights=False)
         else:
-            methods.save_trained(inner, cfg.method, tmp, resolve(cfg.model.name_or_path))
+            methods.save_trained(inner, cfg.method, tmp, base)
+        methods.write_method_info(cfg.method, tmp, base)
         tokenizer.save_pretrained(tmp)
         checkpoint.publish(tmp, final)
     accelerator.wait_for_everyone()

@@ -16,21 +16,21 @@ from torch import nn
 from seektune.config import Config
 
 
-def _owners(model: nn.Module) -> tuple[dict[int, int], set[int], set[int]]:
-    """(parameter id -> layer index, embedding parameter ids, head parameter ids)."""
+def _owners(model: nn.Module) -> tuple[dict[int, int], int, set[int], set[int]]:
+    """(parameter id -> layer index, number of layers, embedding parameter ids, head parameter ids)."""
     from seektune.models.methods import decoder_layers
 
-    layer_of = {id(p): i for i, layer in enumerate(decoder_layers(model)) for p in layer.parameters()}
+    layers = decoder_layers(model)
+    layer_of = {id(p): i for i, layer in enumerate(layers) for p in layer.parameters()}
     embeddings = {id(p) for p in model.get_input_embeddings().parameters()}
     head = model.get_output_embeddings()
     head_ids = {id(p) for p in head.parameters()} if head is not None else set()
-    return layer_of, embeddings, head_ids
+    return layer_of, len(layers), embeddings, head_ids
 
 
 def build(model: nn.Module, cfg: Config) -> list[dict]:
     t, lr = cfg.train, cfg.train.learning_rate
-    layer_of, embeddings, head = _owners(model)
-    n_layers = model.config.num_hidden_layers
+    layer_of, n_layers, embeddings, head = _owners(model)
     loraplus = cfg.method.lora.loraplus_lr_ratio if cfg.method.name in ("lora", "qlora") else 0.0
     groups: dict[tuple[float, float], list] = {}
     for name, p in model.named_parameters():
