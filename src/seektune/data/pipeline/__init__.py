@@ -1,0 +1,1 @@
+"""Data engineering steps behind `seektune data ...`: each reads JSONL, writes JSONL and a manifest."""

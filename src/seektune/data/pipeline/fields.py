@@ -1,0 +1,82 @@
+"""The text inside a record, whatever its format: read it for dedup and statistics, rewrite it for cleaning,
+privacy and augmentation, while every other field (ids, labels, metadata) passes through untouched."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from typing import Callable
+
+from seektune.data.formats import detect_format, normalise
+
+ALPACA_FIELDS = ("system", "instruction", "input", "output")
+
+
+def kind(record: dict) -> str:
+    try:
+        return detect_format(record)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def validate(record: dict) -> None:
+    """Raise ValueError with the reason when a record is not a readable alpaca/sharegpt/openai/text record."""
+    normalise(record, "auto")
+
+
+def texts(record: dict) -> list[str]:
+    """Every text field, prompt and answer, in reading order."""
+    fmt = kind(record)
+    if fmt == "text":
+        return [record["text"]]
+    if fmt == "alpaca":
+        history = [t for pair in record.get("history") or [] for t in pair]
+        return [record[k] for k in ALPACA_FIELDS if record.get(k)] + history
+    turns = record["conversations"] if fmt == "sharegpt" else record["messages"]
+    return [t.get("value", t.get("content")) or "" for t in turns]
+
+
+def joined(record: dict) -> str:
+    return "\n".join(texts(record))
+
+
+def prompt_and_answer(record: dict) -> tuple[str, str]:
+    """(everything the user side says, everything the assistant side says); text records are all answer."""
+    fmt = kind(record)
+    if fmt == "text":
+        return "", record["text"]
+    if fmt == "alpaca":
+        return "\n".join(record.get(k) or "" for k in ("instruction", "input")).strip(), record.get("output", "")
+    turns = record["conversations"] if fmt == "sharegpt" else record["messages"]
+    answer_roles = {"gpt", "assistant", "chatgpt", "model", "bing", "bard"}
+    prompt = [t.get("value", t.get("content")) or "" for t in turns if t.get("from", t.get("role")) not in answer_roles]
+    answer = [t.get("value", t.get("content")) or "" for t in turns if t.get("from", t.get("role")) in answer_roles]
+    return "\n".join(prompt), "\n".join(answer)
+
+
+def map_texts(record: dict, fn: Callable[[str], str]) -> dict:
+    """A copy of the record with `fn` applied to every text field."""
+    out = copy.deepcopy(record)
+    fmt = kind(out)
+    if fmt == "text":
+        out["text"] = fn(out["text"])
+    elif fmt == "alpaca":
+        for k in ALPACA_FIELDS:
+            if isinstance(out.get(k), str) and out[k]:
+                out[k] = fn(out[k])
+        if out.get("history"):
+            out["history"] = [[fn(q), fn(a)] for q, a in out["history"]]
+    else:
+        for turn in out["conversations"] if fmt == "sharegpt" else out["messages"]:
+            key = "value" if "value" in turn else "content"
+            if isinstance(turn.get(key), str):
+                turn[key] = fn(turn[key])
+    return out
+
+
+def record_id(record: dict) -> str:
+    """The record's own id when it has one, else a stable id from its content."""
+    for key in ("id", "uid", "sample_id"):
+        if isinstance(record.get(key), (str, int)):
+            return str(record[key])
+    return "sha1:" + hashlib.sha1(joined(record).encode("utf-8")).hexdigest()[:16]
