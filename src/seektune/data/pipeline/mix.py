@@ -27,7 +27,7 @@ def exact_counts(weights: list[float], total: int) -> list[int]:
 def largest_total(weights: list[float], sizes: list[int]) -> int:
     """The largest mix that needs no source more than once."""
     norm = [w / sum(weights) for w in weights]
-    total = min(int(size / w) for size, w in zip(sizes, norm) if w > 0)
+    total = min(math.floor(round(size / w, 6)) for size, w in zip(sizes, norm) if w > 0)
     while any(c > s for c, s in zip(exact_counts(weights, total), sizes)):
         total -= 1
     return total
