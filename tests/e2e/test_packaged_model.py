@@ -48,3 +48,22 @@ def test_demo_comparison_scores_base_and_tuned(tmp_path):
     assert set(scores) == {"key_fact_exact_match", "rouge_l_f"}
     assert all(0.0 <= v <= 1.0 for s in scores.values() for v in s.values())
     assert "| key_fact_exact_match |" in text
+
+
+def test_eval_base_vs_tuned_on_the_demo_heldout_questions(tmp_path):
+    """The demo's base model vs its tuned adapter through `seektune eval`: report files, and the tuned model
+    scores higher on the held-out paraphrases (key-fact match, the demo's primary metric)."""
+    assert main(["train", str(CLINIC / "lora.yaml"), f"output.dir={tmp_path}", "train.max_steps=24"]) == 0
+    overrides = [f"models=[{{name: base, path: smollm2-135m-instruct}}, {{name: tuned, path: {tmp_path / 'clinic-lora'}}}]",
+                 f"output_dir={tmp_path / 'eval'}", "efficiency.prompts=1", "generation.max_new_tokens=24",
+                 "generation.batch_size=10"]
+    assert main(["eval", str(CLINIC / "eval.yaml"), *overrides]) == 0
+    out = tmp_path / "eval"
+    for name in ("report.md", "report.json", "predictions.jsonl", "charts/clinic-heldout__key_fact.png",
+                 "charts/forgetting.png"):
+        assert (out / name).is_file(), name
+    report = json.loads((out / "report.json").read_text())
+    heldout = report["tasks"]["clinic-heldout"]["models"]
+    assert heldout["tuned"]["clean"]["key_fact"] > heldout["base"]["clean"]["key_fact"]
+    assert report["scorecard"]["models"]["tuned"]["score"] is not None
+    assert "general" in report["forgetting"]["tuned"]

@@ -53,10 +53,10 @@ class DataReport:
         }
 
 
-def _read_all(files: list[DataFile], cfg: DataConfig, report: ReadReport) -> list[Record]:
-    records: list[Record] = []
+def _read_all(files: list[DataFile], cfg: DataConfig, report: ReadReport) -> list[tuple[str | None, Record]]:
+    records: list[tuple[str | None, Record]] = []
     for f in files:
-        records += read_file(f.path, f.format, cfg.system_prompt, cfg.on_error, report)
+        records += [(f.domain, r) for r in read_file(f.path, f.format, cfg.system_prompt, cfg.on_error, report)]
     return records
 
 
@@ -75,6 +75,22 @@ class Datasets:
     train: list[Row]
     eval: list[Row]
     report: DataReport
+    train_domains: dict[str, list[Row]] = field(default_factory=dict)  # filled when files name domains
+    eval_domains: dict[str, list[Row]] = field(default_factory=dict)
+
+
+def _rows_by_domain(records: list[tuple[str | None, Record]], renderer: Renderer, cfg: DataConfig
+                    ) -> tuple[dict[str | None, list[Row]], int]:
+    """Rows per domain (packing never mixes domains, so a row's domain is known); also the sample count."""
+    groups: dict[str | None, list[Record]] = {}
+    for domain, record in records:
+        groups.setdefault(domain, []).append(record)
+    rows, n_samples = {}, 0
+    for domain, group in groups.items():
+        samples = _render(group, renderer)
+        n_samples += len(samples)
+        rows[domain] = pack(samples, cfg.max_length) if cfg.packing else unpacked(samples)
+    return rows, n_samples
 
 
 def build(cfg: DataConfig, tokenizer, seed: int, terms: TermMatcher | None = None,
@@ -88,13 +104,15 @@ def build(cfg: DataConfig, tokenizer, seed: int, terms: TermMatcher | None = Non
         k = max(1, int(len(shuffled) * cfg.eval_fraction))
         eval_records, train_records = shuffled[:k], shuffled[k:]
     renderer = Renderer(tokenizer, cfg.max_length, cfg.overlength, cfg.train_on, terms, term_weight)
-    train_samples = _render(train_records, renderer)
-    eval_samples = _render(eval_records, renderer)
-    if not train_samples:
+    train_groups, report.train_samples = _rows_by_domain(train_records, renderer, cfg)
+    eval_groups, report.eval_samples = _rows_by_domain(eval_records, renderer, cfg)
+    if not report.train_samples:
         raise DataError("no training samples left after reading and rendering; see the data report above")
-    train_rows = pack(train_samples, cfg.max_length) if cfg.packing else unpacked(train_samples)
-    eval_rows = pack(eval_samples, cfg.max_length) if cfg.packing else unpacked(eval_samples)
-    report.train_samples, report.eval_samples = len(train_samples), len(eval_samples)
+    empty = sorted(d for d, rows in train_groups.items() if d is not None and not rows)
+    if empty:
+        raise DataError(f"domain(s) {empty} have no training rows left after rendering")
+    train_rows = [r for rows in train_groups.values() for r in rows]
+    eval_rows = [r for rows in eval_groups.values() for r in rows]
     report.train_rows = len(train_rows)
     report.train_tokens = sum(len(r.input_ids) for r in train_rows)
     report.train_supervised_tokens = sum(r.supervised for r in train_rows)
@@ -103,4 +121,6 @@ def build(cfg: DataConfig, tokenizer, seed: int, terms: TermMatcher | None = Non
     report.split_for_template = renderer.stats.split_for_template
     report.term_weighted_tokens = sum(w != 1.0 for r in train_rows if r.weights is not None
                                       for w, t in zip(r.weights, r.targets) if t != IGNORE)
-    return Datasets(train_rows, eval_rows, report)
+    named = {d: rows for d, rows in train_groups.items() if d is not None}
+    return Datasets(train_rows, eval_rows, report, named,
+                    {d: rows for d, rows in eval_groups.items() if d is not None})

@@ -30,6 +30,7 @@ from seektune import config as config_io
 from seektune.config import Config
 from seektune.data.batching import Row, collate, epoch_order
 from seektune.data.dataset import build as build_data
+from seektune.data.pipeline.mix import DomainWeights
 from seektune.data.terms import TermMatcher
 from seektune.errors import CheckpointError, ConfigError
 from seektune.models import methods
@@ -37,6 +38,7 @@ from seektune.models.loading import load_model, load_tokenizer, resolve
 from seektune.models.peft_methods import quantization_config
 from seektune.runtime import resolve_precision, restore_rng_state, rng_state, seed_everything, set_threads
 from seektune.train import checkpoint, param_groups
+from seektune.train.domain_sampling import DomainStepPlan, initial_weights
 from seektune.train.method_hooks import hooks_for
 from seektune.train.objective import CausalLMObjective
 from seektune.train.tracking import MetricsLog, plot_loss
@@ -50,6 +52,7 @@ class LoopState:
     best_eval: float | None = None
     evals_without_improvement: int = 0
     stopped_early: bool = False
+    domains: dict | None = None  # domain re-weighting state (weights and reference losses)
 
 
 class StepPlan:
@@ -170,8 +173,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
     terms = TermMatcher.from_file(cfg.train.term_file) if cfg.train.term_file else None
     data = build_data(cfg.data, tokenizer, cfg.train.seed, terms, cfg.train.term_weight)
     pad_id = tokenizer.pad_token_id
-    plan = StepPlan(data.train, cfg.train.micro_batch_size, cfg.train.gradient_accumulation_steps,
-                    accelerator.num_processes, cfg.train.seed)
+    plan, reweighter = _step_plan(cfg, data, accelerator.num_processes)
     total_steps = cfg.train.max_steps or max(1, math.ceil(cfg.train.epochs * plan.steps_per_epoch))
 
     quantized = quantization_config(cfg.method) if cfg.method.name == "qlora" else None
@@ -206,6 +208,9 @@ def train(cfg: Config, resume: bool = False) -> Path:
                                                         scheduler, accelerator.process_index)
         hooks.load_state_dict(method_state)
         state = LoopState(**loop_state)
+        if reweighter is not None and state.domains:
+            reweighter.load_state_dict(state.domains)
+            plan.weights = dict(reweighter.weights)
         restore_rng_state(rng)
         metrics.truncate_after(state.step)
         log.info("resumed from %s", latest)
@@ -258,6 +263,14 @@ def train(cfg: Config, resume: bool = False) -> Path:
 
         if data.eval and cfg.train.eval_every and state.step % cfg.train.eval_every == 0:
             _record_eval(_evaluate(objective, data.eval, cfg, accelerator, pad_id), state, cfg, metrics, bar)
+            if reweighter is not None:
+                losses = {d: _evaluate(objective, rows, cfg, accelerator, pad_id)
+                          for d, rows in data.eval_domains.items()}
+                plan.weights = reweighter.update(losses)
+                state.domains = reweighter.state_dict()
+                metrics.write({"step": state.step, "domain_eval_loss": losses, "domain_weights": plan.weights})
+                bar.write(f"step {state.step}: domain weights " + ", ".join(
+                    f"{d} {w:.3f}" for d, w in sorted(plan.weights.items())))
         if cfg.train.save_every and state.step % cfg.train.save_every == 0 and state.step < total_steps:
             _save_checkpoint(accelerator, ckpt_root, state.step, accelerator.unwrap_model(objective).model,
                              optimizer, scheduler, state, cfg, hooks.state_dict())
@@ -279,6 +292,18 @@ def train(cfg: Config, resume: bool = False) -> Path:
               + f"\nmodel: {final}\nmetrics: {run_dir / 'metrics.jsonl'}, plot: {run_dir / 'loss.png'}", flush=True)
     accelerator.end_training()
     return run_dir
+
+
+def _step_plan(cfg: Config, data, processes: int):
+    """Uniform epochs over all rows, or per-domain weighted sampling when the train files name domains."""
+    args = (cfg.train.micro_batch_size, cfg.train.gradient_accumulation_steps, processes, cfg.train.seed)
+    if not data.train_domains:
+        return StepPlan(data.train, *args), None
+    given = {f.domain: f.weight for f in cfg.data.train if f.weight is not None}
+    weights = initial_weights(data.train_domains, given)
+    reweighter = DomainWeights(weights, cfg.data.reweight_step_size, cfg.data.reweight_smoothing) \
+        if cfg.data.domain_reweighting else None
+    return DomainStepPlan(data.train_domains, weights, *args), reweighter
 
 
 def _method_result(hooks) -> dict:

@@ -17,7 +17,7 @@ from bs4 import BeautifulSoup
 
 # C0/C1 controls except tab and newline, zero-width and bidi marks, lone surrogates, the replacement character
 DEFAULT_REMOVE = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060\ufeff\ufffd\ud800-\udfff]"
-_LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
+_NOT_LETTER = re.compile(r"[\W\d_]+", re.UNICODE)
 
 
 @dataclass
@@ -72,10 +72,10 @@ def quality_problem(text: str, min_letter_ratio: float = 0.5, max_repeated_line_
                     max_char_run: int = 30) -> str | None:
     """Cheap heuristics in the spirit of Gopher/C4 rules: mostly symbols, boilerplate lines repeated,
     or a single character repeated (keyboard mash, separators)."""
-    visible = [c for c in text if not c.isspace()]
+    visible = len("".join(text.split()))
     if not visible:
         return "empty text"
-    if len(_LETTER.findall(text)) / len(visible) < min_letter_ratio:
+    if len(_NOT_LETTER.sub("", text)) / visible < min_letter_ratio:
         return "mostly symbols or digits"
     lines = [line for line in text.split("\n") if line.strip()]
     if len(lines) >= 4:

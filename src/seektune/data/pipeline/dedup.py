@@ -19,11 +19,14 @@ _TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]|\w+
 
 
 class KeyIndex:
-    """A set of uint64 keys: a sorted array plus a small pending set merged in geometrically (amortised O(1))."""
+    """A set of uint64 keys: one sorted numpy array plus a pending Python set of at most `buffer` keys,
+    merged in by binary-search insertion. Peak memory is about twice the array (during a merge) plus the
+    fixed buffer, so it grows with the keys only (8 bytes each), never with the records."""
 
-    def __init__(self) -> None:
+    def __init__(self, buffer: int = 1 << 17) -> None:
         self._sorted = np.empty(0, dtype=np.uint64)
         self._pending: set[int] = set()
+        self._buffer = buffer
 
     def __len__(self) -> int:
         return self._sorted.size + len(self._pending)
@@ -38,10 +41,15 @@ class KeyIndex:
 
     def add(self, keys: np.ndarray) -> None:
         self._pending.update(int(k) for k in keys)
-        if len(self._pending) > max(1 << 16, self._sorted.size // 8):
-            fresh = np.fromiter(self._pending, dtype=np.uint64, count=len(self._pending))
-            self._sorted = np.unique(np.concatenate([self._sorted, fresh]))
-            self._pending.clear()
+        if len(self._pending) >= self._buffer:
+            self._merge()
+
+    def _merge(self) -> None:
+        """Insert the pending keys into the sorted array (a repeated key is harmless for membership)."""
+        fresh = np.fromiter(self._pending, dtype=np.uint64, count=len(self._pending))
+        fresh.sort()
+        self._sorted = np.insert(self._sorted, np.searchsorted(self._sorted, fresh), fresh)
+        self._pending.clear()
 
     @property
     def nbytes(self) -> int:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections import Counter
 from pathlib import Path
+from typing import Iterator
 
 from seektune.data.pipeline import clean as C
 from seektune.data.pipeline.dedup import Deduplicator
@@ -56,8 +58,7 @@ class PerplexityScorer:
         return math.exp(loss.item())
 
 
-def _html_items(paths: list[Path], step: Step) -> list[Item]:
-    items = []
+def _html_items(paths: list[Path], step: Step) -> Iterator[Item]:
     for page in C.html_files(paths):
         try:
             raw = page.read_text(encoding=step.encoding)
@@ -66,8 +67,7 @@ def _html_items(paths: list[Path], step: Step) -> list[Item]:
             step.tally.remove("html decoded with replacement characters", str(page))
         title, text = C.html_to_text(raw)
         step.tally.records_in += 1
-        items.append(Item(f"{page}:1", {"text": text, "metadata": {"source": str(page), "title": title}}))
-    return items
+        yield Item(f"{page}:1", {"text": text, "metadata": {"source": str(page), "title": title}})
 
 
 def clean(step: Step, output: Path, opts: dict) -> None:
@@ -108,7 +108,7 @@ def clean(step: Step, output: Path, opts: dict) -> None:
         yield Item(item.where, record)
 
     with JsonlWriter(output, t) as out:
-        for item in [*_html_items(html, step), *step.records(jsonl)]:
+        for item in itertools.chain(_html_items(html, step), step.records(jsonl)):  # streamed, never a list
             for piece in pieces(item) or ():
                 text = joined(piece.record)
                 if tokenizer is not None and (opts["min_tokens"] or opts["max_tokens"]):

@@ -1,0 +1,125 @@
+"""The typed config of `seektune eval`: which models, which tasks, and how to score and report them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, model_validator
+
+from seektune.config import apply_overrides, beside, format_errors
+from seektune.errors import ConfigError
+from seektune.schema import Section
+
+TaskType = Literal["generation", "classification", "citation", "perplexity"]
+
+
+class ModelEntry(Section):
+    name: str = Field(description="label in the report, e.g. base, tuned, merged, int8")
+    path: str = Field(description="run directory, adapter or model directory, or packaged model name")
+
+
+class TaskConfig(Section):
+    name: str = Field(description="task name in the report")
+    type: TaskType = Field("generation", description="generation | classification | citation | perplexity")
+    data: str = Field(description="JSONL: alpaca/sharegpt/openai records (last answer = reference) or "
+                      "{question, reference[, key_fact | label]}")
+    system_prompt: str | None = Field(None, description="system message for every prompt")
+    limit: int = Field(0, ge=0, description="use only the first N examples (0 = all)")
+    labels: list[str] = Field(default_factory=list, description="classification: the label set")
+    label_pattern: str | None = Field(None, description="classification: regex whose first group is the label")
+    label_aliases: dict[str, str] = Field(default_factory=dict, description="classification: word -> label")
+    high_risk: str | None = Field(None, description="classification: the label whose recall is reported")
+    general: bool = Field(False, description="a general-ability task: used for the forgetting check")
+
+    @model_validator(mode="after")
+    def _labels(self) -> "TaskConfig":
+        if self.type == "classification" and not self.labels:
+            raise ValueError(f"task {self.name}: classification needs labels")
+        if self.high_risk and self.high_risk not in self.labels:
+            raise ValueError(f"task {self.name}: high_risk {self.high_risk!r} is not one of labels {self.labels}")
+        return self
+
+
+class GenerationConfig(Section):
+    max_new_tokens: int = Field(64, gt=0, description="answer length limit")
+    batch_size: int = Field(4, gt=0, description="prompts generated together (left-padded)")
+    temperature: float = Field(0.0, ge=0, description="0 = greedy (default, reproducible)")
+
+
+class RobustnessConfig(Section):
+    enabled: bool = Field(True, description="score generation tasks again on inputs with typos")
+    typo_rate: float = Field(0.08, gt=0, lt=1, description="share of letters perturbed")
+    seed: int = Field(0, description="seed of the perturbations (the same for every model)")
+
+
+class EfficiencyConfig(Section):
+    enabled: bool = Field(True, description="measure latency and memory on the same prompts for every model")
+    prompts: int = Field(4, ge=1, description="prompts timed (one at a time, after one warm-up)")
+    max_new_tokens: int = Field(32, gt=0, description="tokens generated per timed prompt")
+
+
+class ForgettingConfig(Section):
+    baseline: str | None = Field(None, description="model name the others are compared with (default: the first)")
+    threshold: float = Field(0.03, ge=0, description="flag a relative drop larger than this (0.03 = 3%)")
+
+
+class HarnessConfig(Section):
+    tasks: list[str] = Field(default_factory=list, description="lm-evaluation-harness task names (mmlu, cmmlu...)")
+    include_path: str | None = Field(None, description="folder of local task YAMLs (data you have locally)")
+    limit: int | None = Field(None, ge=1, description="examples per task (None = all)")
+    num_fewshot: int | None = Field(None, ge=0, description="few-shot examples (None = the task's default)")
+
+
+class EvalConfig(Section):
+    models: list[ModelEntry] = Field(description="models evaluated on the same data")
+    tasks: list[TaskConfig] = Field(default_factory=list, description="evaluation tasks")
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    robustness: RobustnessConfig = Field(default_factory=RobustnessConfig)
+    efficiency: EfficiencyConfig = Field(default_factory=EfficiencyConfig)
+    forgetting: ForgettingConfig = Field(default_factory=ForgettingConfig)
+    harness: HarnessConfig = Field(default_factory=HarnessConfig)
+    scorecard: dict[str, float] = Field(
+        default_factory=lambda: {"quality": 0.5, "robustness": 0.2, "efficiency": 0.1, "retention": 0.2},
+        description="dimension -> weight (quality, robustness, efficiency, retention), normalised")
+    output_dir: str = Field("eval", description="where predictions, report.md/json and charts go")
+
+    @model_validator(mode="after")
+    def _check(self) -> "EvalConfig":
+        names = [m.name for m in self.models]
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"models: give at least one, with distinct names (got {names})")
+        if self.forgetting.baseline and self.forgetting.baseline not in names:
+            raise ValueError(f"forgetting.baseline {self.forgetting.baseline!r} is not a model name ({names})")
+        unknown = set(self.scorecard) - {"quality", "robustness", "efficiency", "retention"}
+        if unknown or not self.scorecard or any(w < 0 for w in self.scorecard.values()):
+            raise ValueError(f"scorecard: weights >= 0 for quality, robustness, efficiency, retention; "
+                             f"unknown: {sorted(unknown)}")
+        if not self.tasks and not self.harness.tasks:
+            raise ValueError("tasks: give at least one task (or harness.tasks)")
+        return self
+
+
+def load(path: str | Path, overrides: list[str] | None = None) -> EvalConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"eval config not found: {path}")
+    try:
+        tree: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    tree = apply_overrides(tree, overrides or [])
+    try:
+        cfg = EvalConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(format_errors(exc, str(path))) from None
+    base = path.resolve().parent
+    for task in cfg.tasks:
+        task.data = beside(task.data, base)
+    for model in cfg.models:
+        model.path = beside(model.path, base)
+    if cfg.harness.include_path:
+        cfg.harness.include_path = beside(cfg.harness.include_path, base)
+    cfg.output_dir = str(base / cfg.output_dir) if not Path(cfg.output_dir).is_absolute() else cfg.output_dir
+    return cfg

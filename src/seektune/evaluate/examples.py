@@ -1,0 +1,65 @@
+"""Evaluation examples: the prompt messages, the reference answer, and optional key fact / label.
+
+Accepted records: alpaca / ShareGPT / OpenAI messages (everything before the last assistant turn is the
+prompt, that turn is the reference), or {"question", "reference"[, "key_fact"][, "label"]} (the demo's
+held-out format). Errors name file:line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from seektune.data.formats import normalise
+from seektune.data.pipeline.jsonio import Tally, read_records
+from seektune.errors import DataError
+
+
+@dataclass
+class Example:
+    index: int
+    messages: list[dict]        # the prompt (system + history + question)
+    reference: str
+    key_fact: str | None = None
+    label: str | None = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def question(self) -> str:
+        return self.messages[-1]["content"]
+
+
+def _example(index: int, record: dict, system_prompt: str | None) -> Example:
+    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    if "question" in record:
+        if not isinstance(record.get("reference", record.get("label")), str):
+            raise ValueError("a {question, ...} record needs a string reference (or label)")
+        reference = record.get("reference", record.get("label"))
+        return Example(index, system + [{"role": "user", "content": record["question"]}], reference,
+                       record.get("key_fact"), record.get("label"), record.get("metadata") or {})
+    content = normalise(record, "auto", system_prompt)
+    if isinstance(content, str):
+        raise ValueError("a plain text record has no reference answer (use it in a perplexity task)")
+    last = max(i for i, m in enumerate(content) if m["role"] == "assistant")
+    return Example(index, content[:last], content[last]["content"], record.get("key_fact"),
+                   record.get("label"), record.get("metadata") or {})
+
+
+def load_examples(path: str | Path, system_prompt: str | None = None, limit: int = 0) -> list[Example]:
+    examples = []
+    for item in read_records([Path(path)], Tally()):
+        try:
+            examples.append(_example(len(examples), item.record, system_prompt))
+        except (ValueError, KeyError) as exc:
+            raise DataError(f"{item.where}: {exc}") from None
+        if limit and len(examples) >= limit:
+            break
+    if not examples:
+        raise DataError(f"{path}: no evaluation examples")
+    return examples
+
+
+def load_records(path: str | Path, limit: int = 0) -> list[dict]:
+    """Raw records for perplexity (text records allowed)."""
+    records = [item.record for item in read_records([Path(path)], Tally())]
+    return records[:limit] if limit else records

@@ -1,0 +1,61 @@
+"""Per-example scores, per-task aggregates, and the primary metric of each task type."""
+
+from __future__ import annotations
+
+from seektune.evaluate.citation import citation_scores
+from seektune.evaluate.classification import LabelRule, classification_scores
+from seektune.evaluate.eval_config import TaskConfig
+from seektune.evaluate.examples import Example
+from seektune.evaluate.qa import key_fact_match
+from seektune.evaluate.text_metrics import bleu, exact_match, rouge, token_f1
+
+
+def score_example(task: TaskConfig, example: Example, prediction: str) -> dict:
+    """Scores of one answer; every value is 0-1 and higher is better."""
+    scores = {"exact_match": exact_match(prediction, example.reference), "f1": token_f1(prediction, example.reference),
+              **rouge(prediction, example.reference)}
+    if example.key_fact:
+        scores["key_fact"] = key_fact_match(prediction, example.key_fact)
+    if task.type == "citation":
+        cited = citation_scores(prediction, example.reference)
+        if cited is not None:
+            scores.update(cited)
+    if task.type == "classification":
+        rule = LabelRule(task.labels, task.label_pattern, task.label_aliases)
+        scores["label"] = rule.extract(prediction)
+        scores["correct"] = float(scores["label"] == (example.label or example.reference).strip())
+    return scores
+
+
+def primary_metric(task: TaskConfig, has_key_fact: bool) -> str:
+    if task.type == "classification":
+        return "accuracy"
+    if task.type == "citation":
+        return "citation_exact"
+    if task.type == "perplexity":
+        return "perplexity"
+    return "key_fact" if has_key_fact else "f1"
+
+
+def aggregate(task: TaskConfig, examples: list[Example], rows: list[dict]) -> dict:
+    """Task-level metrics from per-example rows (same order as examples)."""
+    metrics: dict = {}
+    numeric = [k for k in rows[0]["scores"] if isinstance(rows[0]["scores"][k], float)] if rows else []
+    for name in numeric:
+        values = [r["scores"][name] for r in rows if name in r["scores"]]
+        if values:
+            metrics[name] = sum(values) / len(values)
+    metrics["bleu"] = bleu([r["prediction"] for r in rows], [e.reference for e in examples])
+    if task.type == "classification":
+        predicted = [r["scores"]["label"] for r in rows]
+        reference = [(e.label or e.reference).strip() for e in examples]
+        report = classification_scores(predicted, reference, task.labels, task.high_risk)
+        metrics.update({k: v for k, v in report.items() if k != "per_class"})
+        metrics["per_class"] = report["per_class"]
+        metrics.pop("correct", None)
+    metrics["examples"] = len(rows)
+    return metrics
+
+
+def lower_is_better(metric: str) -> bool:
+    return metric in ("perplexity", "nll_per_token", "ttft_ms", "ms_per_token")
