@@ -92,3 +92,23 @@ def test_reproduce_reruns_the_lineage_and_checks_hashes(tmp_path, monkeypatch):
     (tmp_path / "a.jsonl").write_text("tampered\n")
     assert main(["data", "reproduce", "b.jsonl.manifest.json"]) == 0
     assert len((tmp_path / "a.jsonl").read_text().splitlines()) == 2
+
+
+def test_clean_windows_long_documents_and_filters_by_perplexity(tmp_path, tiny_llama_dir):
+    doc = " ".join(f"word{i}" for i in range(40))
+    data = tmp_path / "docs.jsonl"
+    data.write_text(json.dumps({"id": "d1", "text": doc}) + "\n" + json.dumps({"text": "short one"}) + "\n")
+    out = tmp_path / "w.jsonl"
+    assert main(["data", "clean", str(data), "-o", str(out), "--window", "16", "--stride", "12", "--no-dedup",
+                 "--tokenizer", str(tiny_llama_dir)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    windows_meta = [r["metadata"] for r in rows if "window" in r.get("metadata", {})]
+    assert len(windows_meta) >= 3 and all(m["source_id"] == "d1" for m in windows_meta)
+    spans = [m["tokens"] for m in windows_meta]
+    assert spans[0][0] == 0 and all(b - a <= 16 for a, b in spans) and spans[1][0] == 12
+    assert rows[-1]["text"] == "short one"
+    # a random tiny model has perplexity around its vocabulary size: a low ceiling drops all, a high one none
+    for ceiling, kept in (("5", 0), ("1e9", len(rows))):
+        assert main(["data", "clean", str(out), "-o", str(tmp_path / f"p{ceiling}.jsonl"), "--no-dedup",
+                     "--max-perplexity", ceiling, "--perplexity-model", str(tiny_llama_dir)]) == 0
+        assert len((tmp_path / f"p{ceiling}.jsonl").read_text().splitlines()) == kept
