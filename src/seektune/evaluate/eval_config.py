@@ -90,6 +90,9 @@ class EvalConfig(Section):
         names = [m.name for m in self.models]
         if not names or len(set(names)) != len(names):
             raise ValueError(f"models: give at least one, with distinct names (got {names})")
+        tasks = [t.name for t in self.tasks]
+        if len(set(tasks)) != len(tasks):
+            raise ValueError(f"tasks: names must be distinct (got {tasks})")
         if self.forgetting.baseline and self.forgetting.baseline not in names:
             raise ValueError(f"forgetting.baseline {self.forgetting.baseline!r} is not a model name ({names})")
         unknown = set(self.scorecard) - {"quality", "robustness", "efficiency", "retention"}

@@ -23,6 +23,7 @@ from seektune.evaluate.perplexity import perplexity
 from seektune.evaluate.perturb import add_typos
 from seektune.evaluate.scoring import score_example
 from seektune.evaluate.store import ResultStore
+from seektune.errors import DataError
 from seektune.models.loading import load_for_inference
 from seektune.runtime import set_threads
 
@@ -43,10 +44,12 @@ class Runner:
         self.out = Path(cfg.output_dir)
         self.store = ResultStore(self.out)
         self.examples: dict[str, list[Example]] = {}
-        self.data_hash = {t.name: sha256(t.data) for t in cfg.tasks}
         for task in cfg.tasks:
+            if not Path(task.data).is_file():
+                raise DataError(f"task {task.name}: data file not found: {task.data}")
             if task.type != "perplexity":
                 self.examples[task.name] = load_examples(task.data, task.system_prompt, task.limit)
+        self.data_hash = {t.name: sha256(t.data) for t in cfg.tasks}
 
     def task_fp(self, model: ModelEntry, task: TaskConfig) -> str:
         return fingerprint(model.path, self.data_hash[task.name], task.model_dump(),

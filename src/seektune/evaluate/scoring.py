@@ -40,7 +40,7 @@ def primary_metric(task: TaskConfig, has_key_fact: bool) -> str:
 def aggregate(task: TaskConfig, examples: list[Example], rows: list[dict]) -> dict:
     """Task-level metrics from per-example rows (same order as examples)."""
     metrics: dict = {}
-    numeric = [k for k in rows[0]["scores"] if isinstance(rows[0]["scores"][k], float)] if rows else []
+    numeric = list(dict.fromkeys(k for r in rows for k, v in r["scores"].items() if isinstance(v, float)))
     for name in numeric:
         values = [r["scores"][name] for r in rows if name in r["scores"]]
         if values:

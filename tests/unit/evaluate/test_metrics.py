@@ -84,3 +84,19 @@ def test_typos_are_seeded_and_bounded():
     assert a == b != text and abs(len(a) - len(text)) <= 5
     assert add_typos("心电图检查需要空腹吗", 0.2, 1) != "心电图检查需要空腹吗"
     assert add_typos("1234", 0.5, 0) == "1234"
+
+
+def test_eval_config_is_strict_and_names_the_key(tmp_path):
+    from seektune.errors import ConfigError
+    from seektune.evaluate import eval_config
+
+    path = tmp_path / "e.yaml"
+    path.write_text("models: [{name: a, path: x}]\ntasks: [{name: t, data: d.jsonl, lables: [x]}]\n")
+    with pytest.raises(ConfigError, match="lables"):
+        eval_config.load(path)
+    path.write_text("models: [{name: a, path: x}]\ntasks: [{name: t, data: d.jsonl}, {name: t, data: d.jsonl}]\n")
+    with pytest.raises(ConfigError, match="distinct"):
+        eval_config.load(path)
+    path.write_text("models: [{name: a, path: x}]\ntasks: [{name: t, type: classification, data: d.jsonl}]\n")
+    with pytest.raises(ConfigError, match="needs labels"):
+        eval_config.load(path)
