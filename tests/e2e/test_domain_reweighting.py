@@ -23,9 +23,9 @@ def _files(tmp_path):
     return write("general", QA[:half]), write("clinic", QA[half:])
 
 
-def _config(tmp_path, general, clinic, max_steps):
+def _config(tmp_path, model_dir, general, clinic, max_steps):
     return write_config(
-        tmp_path, *_TINY, general,
+        tmp_path, model_dir, general,
         data={"train": [{"path": str(general), "domain": "general", "weight": 0.7},
                         {"path": str(clinic), "domain": "clinic", "weight": 0.3}],
               "eval": [{"path": str(general), "domain": "general"}, {"path": str(clinic), "domain": "clinic"}],
@@ -34,21 +34,16 @@ def _config(tmp_path, general, clinic, max_steps):
                "learning_rate": 5e-3, "precision": "fp32", "warmup_ratio": 0.0, "seed": 3})
 
 
-_TINY: tuple = ()
-
-
 def test_weights_move_and_resume_is_exact(tmp_path, tiny_llama_dir):
-    global _TINY
-    _TINY = (tiny_llama_dir,)
     general, clinic = _files(tmp_path)
-    straight = _config(tmp_path / "straight", general, clinic, 8)
+    straight = _config(tmp_path / "straight", tiny_llama_dir, general, clinic, 8)
     assert main(["train", str(straight)]) == 0
     log = [json.loads(line) for line in (tmp_path / "straight/runs/run/metrics.jsonl").read_text().splitlines()]
     updates = [m["domain_weights"] for m in log if "domain_weights" in m]
     assert len(updates) == 4 and all(abs(sum(w.values()) - 1) < 1e-9 for w in updates)
     assert updates[0] != {"general": 0.7, "clinic": 0.3} and updates[-1] != updates[0]
 
-    cut = _config(tmp_path / "cut", general, clinic, 8)
+    cut = _config(tmp_path / "cut", tiny_llama_dir, general, clinic, 8)
     from seektune.train import checkpoint
 
     real_finalise = checkpoint.finalise

@@ -8,7 +8,6 @@ logits memory. Models whose logits are post-processed (soft-capping) use the pla
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 
