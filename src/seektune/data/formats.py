@@ -6,13 +6,15 @@ Every record keeps its file and line so errors point at the exact place.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Literal, Union
+from typing import Literal, Union
 
+from seektune.data.pipeline.jsonio import read_values
 from seektune.errors import DataError
+
+_ENCODING_HINT = "convert the file to UTF-8 (for GBK: iconv -f GBK -t UTF-8)"
 
 Message = dict[str, str]
 Conversation = list[Message]
@@ -41,58 +43,6 @@ class ReadReport:
         self.skipped[reason.split(":")[0]] += 1
         if len(self.first_skips) < 5:
             self.first_skips.append(f"{where}: {reason}")
-
-
-def _decode(path: Path) -> str:
-    raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(
-            f"{path}:{line}: not valid UTF-8 (byte {exc.start}); convert the file to UTF-8 "
-            "(for GBK: iconv -f GBK -t UTF-8)"
-        ) from None
-
-
-def iter_json_values(path: Path) -> Iterator[tuple[int, object | DataError]]:
-    """Yield (line, value) for each record of a JSONL file or a top-level JSON array.
-
-    A malformed record yields a DataError in its place instead of stopping the whole file, so the caller
-    decides whether to raise or skip. A JSON array cut off mid-record yields every complete record first.
-    """
-    text = _decode(path)
-    stripped = text.lstrip()
-    if not stripped.startswith("["):
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield number, DataError(f"{path}:{number}: invalid JSON: {exc.msg} (column {exc.colno})")
-        return
-    decoder = json.JSONDecoder()
-    pos = len(text) - len(stripped) + 1
-    while True:
-        while pos < len(text) and text[pos] in " \t\r\n,":
-            pos += 1
-        if pos >= len(text):
-            line = text.count("\n", 0, pos) + 1
-            yield line, DataError(f"{path}:{line}: JSON array is not closed (file truncated?)")
-            return
-        if text[pos] == "]":
-            return
-        line = text.count("\n", 0, pos) + 1
-        try:
-            value, pos = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as exc:
-            yield line, DataError(
-                f"{path}:{line}: invalid JSON from here on ({exc.msg} at line {exc.lineno}); "
-                "the file is probably truncated; every complete record before it was read"
-            )
-            return
-        yield line, value
 
 
 def detect_format(record: dict) -> Format:
@@ -201,7 +151,7 @@ def read_file(path: str | Path, fmt: Format = "auto", system_prompt: str | None 
         raise DataError(f"data file not found: {path}")
     report = report if report is not None else ReadReport()
     records: list[Record] = []
-    for line, value in iter_json_values(path):
+    for line, value in read_values(path, "UTF-8", _ENCODING_HINT):
         where = f"{path}:{line}"
         if isinstance(value, DataError):
             if on_error == "raise":

@@ -46,8 +46,11 @@ class Item:
     record: dict
 
 
-def _bad(path: Path, line: int, reason: str, hint: str = "") -> DataError:
-    return DataError(f"{path}:{line}: {reason}" + (f"\n({hint})" if hint else ""))
+CLI_ENCODING_HINT = "pass --encoding gbk (or the file's real encoding), or convert the file to UTF-8"
+
+
+def _bad(path: Path, line: int, reason: str) -> DataError:
+    return DataError(f"{path}:{line}: {reason}")
 
 
 def _decoder(encoding: str):
@@ -55,18 +58,17 @@ def _decoder(encoding: str):
     return codecs.getincrementaldecoder(name)()
 
 
-def _iter_lines(path: Path, encoding: str) -> Iterator[tuple[int, str]]:
+def _iter_lines(path: Path, encoding: str, hint: str) -> Iterator[tuple[int, str]]:
     decoder = _decoder(encoding)
     with path.open("rb") as fh:
         for number, raw in enumerate(fh, 1):
             try:
                 yield number, decoder.decode(raw)
             except UnicodeDecodeError as exc:
-                raise _bad(path, number, f"not valid {encoding} (byte {exc.start} of the line)",
-                           "pass --encoding gbk (or the file's real encoding), or convert the file to UTF-8") from None
+                raise _bad(path, number, f"not valid {encoding} (byte {exc.start} of the line); {hint}") from None
 
 
-def _iter_array(path: Path, encoding: str) -> Iterator[tuple[int, object]]:
+def _iter_array(path: Path, encoding: str, hint: str) -> Iterator[tuple[int, object]]:
     """Yield the elements of a top-level JSON array one by one; a truncated tail becomes a DataError."""
     decoder, parser = _decoder(encoding), json.JSONDecoder()
     buffer, line, offset, started, eof = "", 1, 0, False, False  # offset: characters consumed before buffer
@@ -90,7 +92,7 @@ def _iter_array(path: Path, encoding: str) -> Iterator[tuple[int, object]]:
                     if not eof:
                         value = None
                     else:
-                        yield line, _bad(path, line, f"broken record from here to the end of the file "
+                        yield line, _bad(path, line, f"invalid JSON from here to the end of the file "
                                          f"(character {offset}, {len(buffer)} characters: {exc.msg}); "
                                          "the file is truncated, every complete record before it was read")
                         return
@@ -106,8 +108,7 @@ def _iter_array(path: Path, encoding: str) -> Iterator[tuple[int, object]]:
             try:
                 buffer += decoder.decode(chunk, final=not chunk)
             except UnicodeDecodeError:
-                raise _bad(path, line, f"not valid {encoding}",
-                           "pass --encoding gbk (or the file's real encoding), or convert it to UTF-8") from None
+                raise _bad(path, line, f"not valid {encoding}; {hint}") from None
             eof = not chunk
 
 
@@ -121,15 +122,20 @@ def _starts_with_array(path: Path, encoding: str) -> bool:
     return text.lstrip().startswith("[")
 
 
-def read_values(path: str | Path, encoding: str = "utf-8") -> Iterator[tuple[int, object]]:
-    """(line, parsed JSON or DataError) for each record of a JSONL file or a JSON array file."""
+def read_values(path: str | Path, encoding: str = "utf-8", encoding_hint: str = CLI_ENCODING_HINT
+                ) -> Iterator[tuple[int, object]]:
+    """(line, parsed JSON or DataError) for each record of a JSONL file or a JSON array file.
+
+    A malformed record yields a DataError in its place, so the caller decides whether to raise or skip; a
+    JSON array cut off mid-record yields every complete record first. Undecodable bytes raise at once
+    (nothing after them can be trusted), with `encoding_hint` telling the user what to do."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"input file not found: {path}")
     if _starts_with_array(path, encoding):
-        yield from _iter_array(path, encoding)
+        yield from _iter_array(path, encoding, encoding_hint)
         return
-    for number, text in _iter_lines(path, encoding):
+    for number, text in _iter_lines(path, encoding, encoding_hint):
         if not text.strip():
             continue
         try:
