@@ -242,21 +242,24 @@ def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return tree
 
 
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A config file's top-level mapping, with errors that name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return tree
+
+
 def load(path: str | Path | None, overrides: list[str] | None = None) -> Config:
     """Read a YAML config, apply overrides, validate strictly, and resolve data paths against the YAML's folder."""
-    tree: dict[str, Any] = {}
-    source = "command line"
-    if path is not None:
-        path = Path(path)
-        source = str(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        if not isinstance(tree, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    tree: dict[str, Any] = read_yaml(path) if path is not None else {}
+    source = str(path) if path is not None else "command line"
     tree = apply_overrides(tree, overrides or [])
     try:
         cfg = Config.model_validate(tree)

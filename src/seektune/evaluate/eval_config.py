@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from seektune.config import apply_overrides, beside, format_errors
+from seektune.config import apply_overrides, beside, format_errors, read_yaml
 from seektune.errors import ConfigError
 from seektune.schema import Section
 
@@ -106,13 +105,7 @@ class EvalConfig(Section):
 
 def load(path: str | Path, overrides: list[str] | None = None) -> EvalConfig:
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"eval config not found: {path}")
-    try:
-        tree: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    tree = apply_overrides(tree, overrides or [])
+    tree = apply_overrides(read_yaml(path), overrides or [])
     try:
         cfg = EvalConfig.model_validate(tree)
     except ValidationError as exc:

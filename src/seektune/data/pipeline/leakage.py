@@ -54,19 +54,21 @@ class LeakageChecker:
         self._entities: Counter = Counter()
 
     def index_test(self, record: dict) -> None:
-        self._whole.remember(joined(record))
+        text = joined(record)
+        self._whole.remember(text)
         prompt, _ = prompt_and_answer(record)
         if prompt.strip():
             self._prompts.remember(prompt)
         self._ids |= provenance(record)
-        self._entities.update(entities(joined(record), self.dictionary))
+        self._entities.update(entities(text, self.dictionary))
 
     def check(self, record: dict) -> tuple[str | None, set[str]]:
         """(leak kind or None, entities shared with the test set)."""
-        shared = entities(joined(record), self.dictionary) & self._entities.keys()
+        text = joined(record)
+        shared = entities(text, self.dictionary) & self._entities.keys()
         if provenance(record) & self._ids:
             return "augmented or copied test item (provenance)", shared
-        whole = self._whole.seen(joined(record))
+        whole = self._whole.seen(text)
         if whole:
             return f"{whole} duplicate of a test item", shared
         prompt, _ = prompt_and_answer(record)

@@ -68,10 +68,14 @@ def write(step: str, inputs: list[str | Path], outputs: list[str | Path], params
         **(extra or {}),
     }
     document = {"steps": [*_lineage(inputs), entry]}
-    text = json.dumps(document, ensure_ascii=False, indent=1)
     for out in outputs:
-        target = manifest_path(out)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
+        write_json(manifest_path(out), document)
     return manifest_path(outputs[0])
+
+
+def write_json(path: Path, value: dict) -> None:
+    """Write JSON through a temporary file renamed into place, so a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(value, ensure_ascii=False, indent=1), encoding="utf-8")
+    os.replace(tmp, path)

@@ -14,7 +14,8 @@ from seektune.data.pipeline.dedup import Deduplicator
 from seektune.data.pipeline.fields import joined, kind, map_texts, record_id
 from seektune.data.pipeline.inspect import Inspection, histogram, markdown
 from seektune.data.pipeline.jsonio import Item, JsonlWriter
-from seektune.data.pipeline.step import Step, load_tokenizer, write_json
+from seektune.data.pipeline.manifest import write_json
+from seektune.data.pipeline.step import Step, load_tokenizer
 from seektune.errors import ConfigError
 
 

@@ -3,7 +3,6 @@ atomically, then the manifest, then a short human summary."""
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,13 +45,6 @@ class Step:
             print(f"  removed {n} x {reason}" + (f"\n      first at {t.first[reason]}" if reason in t.first else ""))
         print(f"  manifest: {path}")
         return path
-
-
-def write_json(path: Path, value: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value, ensure_ascii=False, indent=1), encoding="utf-8")
-    tmp.replace(path)
 
 
 def load_tokenizer(name: str):
