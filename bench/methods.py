@@ -57,7 +57,7 @@ def _train_file(tmp: Path) -> Path:
 def run_method(name: str, steps: int) -> dict:
     from seektune import config
     from seektune.demo import answer_questions, read_heldout
-    from seektune.evaluate.qa import key_fact_match
+    from seektune.evaluate.text_metrics import key_fact_match
     from seektune.train.loop import train
 
     overrides, lr, padded = METHODS[name]
@@ -74,9 +74,9 @@ def run_method(name: str, steps: int) -> dict:
     timed = rows[WARMUP:]
     seconds = timed[-1]["elapsed_s"] - rows[WARMUP - 1]["elapsed_s"]
     result = json.loads((run / "result.json").read_text())
-    items = read_heldout(ROOT / "examples/clinic/heldout.jsonl")
-    answers = answer_questions(str(run), [i["question"] for i in items], SYSTEM, 32)
-    score = sum(key_fact_match(a, i["key_fact"]) for a, i in zip(answers, items)) / len(items)
+    items = read_heldout(ROOT / "examples/clinic/heldout.jsonl", SYSTEM)
+    answers = answer_questions(str(run), [e.messages for e in items], 32)
+    score = sum(key_fact_match(a, e.key_fact) for a, e in zip(answers, items)) / len(items)
     return {"trainable": result["trainable_parameters"], "total": result["total_parameters"],
             "tokens_per_s": sum(r["supervised_tokens"] for r in timed) / seconds, "peak_rss_mb": mem.peak / 2**20,
             "final_loss": rows[-1]["loss"], "demo_em": score}
@@ -89,7 +89,7 @@ def weight_footprints() -> dict[str, float]:
 
     from seektune.method_config import MethodConfig
     from seektune.models.loading import resolve
-    from seektune.models.peft_methods import quantization_config
+    from seektune.models.methods.peft_family import quantization_config
 
     path = resolve("smollm2-135m-instruct")
     loads = {"fp32": {"dtype": torch.float32}, "bf16": {"dtype": torch.bfloat16},

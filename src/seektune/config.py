@@ -6,16 +6,18 @@ and, for typos, the closest valid key. `load()` merges YAML with `dotted.key=val
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from seektune.errors import ConfigError
+from seektune.atomic import write_text
 from seektune.method_config import PROMPT_METHODS, MethodConfig
-from seektune.schema import Section
+from seektune.schema import Section, apply_overrides, beside, read_yaml, validate
+from seektune.schema import describe as describe_schema
+
+S = TypeVar("S", bound=BaseModel)
 
 
 class ModelConfig(Section):
@@ -141,6 +143,13 @@ class TrainConfig(Section):
         None, description="term-weighted loss: a UTF-8 file with one domain term per line (Chinese or English)"
     )
     term_weight: float = Field(1.5, gt=0, description="loss weight of answer tokens that belong to a listed term")
+    objective: Literal["causal_lm"] = Field(
+        "causal_lm", description="training objective: causal_lm (cross-entropy on the supervised answer tokens)"
+    )
+    report_to: list[Literal["tensorboard", "wandb", "mlflow", "trackio"]] = Field(
+        default_factory=list, description="experiment trackers (offline/local modes), written under "
+        "<run>/tracking/: tensorboard, wandb, mlflow, trackio; [] = metrics.jsonl and loss.png only"
+    )
 
 
 class OutputConfig(Section):
@@ -173,128 +182,28 @@ class Config(Section):
     def run_dir(self) -> Path:
         return Path(self.output.dir) / self.output.name
 
-
-# Names other tools use for our keys; a typo hint difflib cannot find.
-_SYNONYMS = {"rank": "r", "alpha": "lora_alpha", "dropout": "lora_dropout", "lr": "learning_rate",
-             "batch_size": "micro_batch_size", "grad_accum": "gradient_accumulation_steps",
-             "num_epochs": "epochs", "num_train_epochs": "epochs", "model_name_or_path": "name_or_path",
-             "cutoff_len": "max_length", "max_seq_length": "max_length", "output_dir": "dir"}
-
-
-def _section_for(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """Walk the schema along a pydantic error location to the model that owns the last key."""
-    model: type[BaseModel] = Config
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(str(part))
-        if field is None:
-            return None
-        annotation = field.annotation
-        inner = getattr(annotation, "__args__", None)
-        candidates = [annotation, *(inner or [])]
-        nxt = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
-        if nxt is None:
-            return None
-        model = nxt
-    return model
-
-
-def format_errors(err: ValidationError, source: str) -> str:
-    lines = [f"invalid config ({source}):"]
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"])
-        if e["type"] == "extra_forbidden":
-            owner = _section_for(e["loc"])
-            names = list(owner.model_fields) if owner else []
-            typo = str(e["loc"][-1])
-            close = [_SYNONYMS[typo]] if _SYNONYMS.get(typo) in names else difflib.get_close_matches(typo, names, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys here: {', '.join(names)}"
-            lines.append(f"  {key}: unknown key{hint}")
-        else:
-            got = e.get("input")
-            got_text = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
-            lines.append(f"  {key or '<root>'}: {e['msg']}{got_text}")
-    return "\n".join(lines)
-
-
-def _parse_override(item: str) -> tuple[list[str], Any]:
-    if "=" not in item:
-        raise ConfigError(f"override '{item}' must look like dotted.key=value")
-    key, raw = item.split("=", 1)
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    return key.strip().split("."), value
-
-
-def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Set `a.b.c=value` items into a nested dict; values are parsed as YAML scalars or lists."""
-    for item in overrides:
-        keys, value = _parse_override(item)
-        node = tree
-        for k in keys[:-1]:
-            if not isinstance(node.get(k, {}), dict):
-                raise ConfigError(f"override '{item}': '{k}' is not a section")
-            node = node.setdefault(k, {})
-        node[keys[-1]] = value
-    return tree
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """A config file's top-level mapping, with errors that name the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(tree, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections")
-    return tree
-
-
-def load(path: str | Path | None, overrides: list[str] | None = None) -> Config:
-    """Read a YAML config, apply overrides, validate strictly, and resolve data paths against the YAML's folder."""
-    tree: dict[str, Any] = read_yaml(path) if path is not None else {}
-    source = str(path) if path is not None else "command line"
-    tree = apply_overrides(tree, overrides or [])
-    try:
-        cfg = Config.model_validate(tree)
-    except ValidationError as exc:
-        raise ConfigError(format_errors(exc, source)) from None
-    if path is not None:
-        base = Path(path).resolve().parent
-        for f in [*cfg.data.train, *cfg.data.eval]:
+    def resolve_paths(self, base: Path) -> None:
+        for f in [*self.data.train, *self.data.eval]:
             f.path = beside(f.path, base)
-        if cfg.train.term_file:
-            cfg.train.term_file = beside(cfg.train.term_file, base)
+        if self.train.term_file:
+            self.train.term_file = beside(self.train.term_file, base)
+
+
+def load(path: str | Path | None, overrides: list[str] | None = None, schema: type[S] = Config) -> S:
+    """The one typed loader (train config, eval config...): read YAML, apply overrides, validate strictly with
+    hints from `schema`, and resolve relative paths against the YAML's folder (`schema.resolve_paths`)."""
+    tree: dict[str, Any] = read_yaml(path) if path is not None else {}
+    cfg = validate(schema, apply_overrides(tree, overrides or []), str(path) if path is not None else "command line")
+    if path is not None and hasattr(cfg, "resolve_paths"):
+        cfg.resolve_paths(Path(path).resolve().parent)
     return cfg
 
 
-def beside(path: str, base: Path) -> str:
-    """A relative path that does not exist from the working directory is read relative to the YAML file."""
-    if not Path(path).is_absolute() and not Path(path).exists() and (base / path).exists():
-        return str(base / path)
-    return path
-
-
 def save(cfg: Config, path: Path) -> None:
-    """Write the resolved config (every default filled in) as YAML."""
-    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True), encoding="utf-8")
+    """Write the resolved config (every default filled in) as YAML, atomically."""
+    write_text(path, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True))
 
 
-def describe(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:
-    """One line per config key with its default and help, for `seektune train --help`."""
-    lines: list[str] = []
-    for name, field in model.model_fields.items():
-        key = f"{prefix}{name}"
-        ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel) and ann is not DataFile:
-            lines.extend(describe(ann, key + "."))
-            continue
-        default = field.get_default(call_default_factory=True)
-        lines.append(f"  {key} = {default!r}\n      {field.description or ''}")
-    return lines
+def describe() -> list[str]:
+    """One line per training config key with its default and help, for `seektune train --help`."""
+    return describe_schema(Config, leaves=(DataFile,))

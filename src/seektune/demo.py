@@ -1,19 +1,21 @@
-"""Before/after comparison on held-out questions: the base model's answer next to the tuned one, scored.
+"""Before/after comparison on held-out questions: the base model's answer next to the tuned one, scored with
+evaluation's own metrics (key-fact match and ROUGE-L, seektune.evaluate.text_metrics).
 
 Held-out file: JSONL with {"question", "reference", "key_fact"} per line, paraphrases of training questions.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from seektune.artifacts import load_for_inference
+from seektune.atomic import write_json, write_text
 from seektune.config import Config
 from seektune.errors import DataError
-from seektune.evaluate.qa import key_fact_match, rouge_l
+from seektune.evaluate.examples import Example, load_examples
+from seektune.evaluate.text_metrics import key_fact_match, rouge
 from seektune.models.generation import generate
-from seektune.models.loading import load_for_inference
 
 
 @dataclass
@@ -28,38 +30,28 @@ class Scored:
     tuned_rouge: float
 
 
-def read_heldout(path: Path) -> list[dict]:
-    items = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-            items.append({k: item[k] for k in ("question", "reference", "key_fact")})
-        except (json.JSONDecodeError, KeyError) as exc:
-            raise DataError(f"{path}:{n}: need JSON with question, reference, key_fact ({exc})") from None
-    return items
+def read_heldout(path: Path, system_prompt: str | None = None) -> list[Example]:
+    """The held-out questions; each needs a reference and a key fact (errors name file:line)."""
+    examples = load_examples(path, system_prompt)
+    missing = [e.index + 1 for e in examples if not e.key_fact]
+    if missing:
+        raise DataError(f"{path}: records {missing[:5]} have no key_fact (need question, reference, key_fact)")
+    return examples
 
 
-def answer_questions(model_ref: str, questions: list[str], system_prompt: str | None,
-                     max_new_tokens: int) -> list[str]:
+def answer_questions(model_ref: str, prompts: list[list[dict]], max_new_tokens: int) -> list[str]:
     model, tokenizer = load_for_inference(model_ref)
-    out = []
-    for q in questions:
-        messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
-            {"role": "user", "content": q}]
-        out.append(generate(model, tokenizer, messages, max_new_tokens=max_new_tokens))
-    return out
+    return [generate(model, tokenizer, messages, max_new_tokens=max_new_tokens) for messages in prompts]
 
 
 def compare(cfg: Config, heldout: Path, max_new_tokens: int = 48) -> list[Scored]:
-    items = read_heldout(heldout)
-    questions = [i["question"] for i in items]
-    base = answer_questions(cfg.model.name_or_path, questions, cfg.data.system_prompt, max_new_tokens)
-    tuned = answer_questions(str(cfg.run_dir), questions, cfg.data.system_prompt, max_new_tokens)
-    return [Scored(i["question"], i["key_fact"], b, t, key_fact_match(b, i["key_fact"]),
-                   key_fact_match(t, i["key_fact"]), rouge_l(b, i["reference"]), rouge_l(t, i["reference"]))
-            for i, b, t in zip(items, base, tuned)]
+    items = read_heldout(heldout, cfg.data.system_prompt)
+    prompts = [e.messages for e in items]
+    base = answer_questions(cfg.model.name_or_path, prompts, max_new_tokens)
+    tuned = answer_questions(str(cfg.run_dir), prompts, max_new_tokens)
+    return [Scored(e.question, e.key_fact, b, t, key_fact_match(b, e.key_fact), key_fact_match(t, e.key_fact),
+                   rouge(b, e.reference)["rougeL"], rouge(t, e.reference)["rougeL"])
+            for e, b, t in zip(items, base, tuned)]
 
 
 def report(rows: list[Scored]) -> tuple[str, dict]:
@@ -78,3 +70,12 @@ def report(rows: list[Scored]) -> tuple[str, dict]:
     for name, s in scores.items():
         lines.append(f"| {name} | {s['base']:.3f} | {s['tuned']:.3f} |")
     return "\n".join(lines), scores
+
+
+def write_report(cfg: Config, rows: list[Scored]) -> tuple[str, Path]:
+    """demo_report.md and demo_scores.json in the run directory; returns (the report text, its path)."""
+    text, scores = report(rows)
+    path = cfg.run_dir / "demo_report.md"
+    write_text(path, text + "\n")
+    write_json(cfg.run_dir / "demo_scores.json", scores)
+    return text, path

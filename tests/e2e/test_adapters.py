@@ -36,8 +36,8 @@ def test_list_finds_both_adapters(two_runs, capsys):
 
 
 def test_switching_adapters_on_one_base_matches_loading_each_alone(two_runs):
-    from seektune.models.adapters import load_many
-    from seektune.models.loading import load_for_inference
+    from seektune.artifacts import load_many
+    from seektune.artifacts import load_for_inference
 
     both, names = load_many(two_runs)
     assert names == ["clinic", "amber"]

@@ -11,7 +11,7 @@ from seektune.config import load as load_config
 from seektune.data.dataset import build as build_data
 from seektune.data.batching import collate
 from seektune.train.loop import train
-from seektune.train.objective import CausalLMObjective
+from seektune.train.objectives import CausalLMObjective
 from tests.conftest import QA, write_config
 
 LORA = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0}
@@ -57,7 +57,7 @@ def _reload_without_seektune(final, base_dir, method: dict):
     if method["name"] in ("full", "freeze"):
         return AutoModelForCausalLM.from_pretrained(final)
     if method["name"] == "bottleneck":  # the documented loader for our own adapter format
-        from seektune.models import bottleneck
+        from seektune.models.methods import bottleneck
 
         return bottleneck.load(AutoModelForCausalLM.from_pretrained(base_dir), final)
     quant = None
@@ -102,15 +102,15 @@ def test_method_trains_saves_reloads_and_merges(tmp_path, tiny_llama_dir, tiny_t
     assert reloaded == pytest.approx(result["final_eval_loss"], rel=1e-4, abs=1e-4)
 
     from seektune.models.generation import generate
-    from seektune.models.loading import load_for_inference
+    from seektune.artifacts import load_for_inference
 
     served, tok = load_for_inference(str(run))
     assert isinstance(generate(served, tok, [{"role": "user", "content": "Which days?"}], max_new_tokens=4), str)
 
     if mergeable:
-        from seektune.models.adapters import merge
+        from seektune.artifacts import open_artifact
 
-        merged_dir = merge(run, tmp_path / "merged")
+        merged_dir = open_artifact(run).merge(tmp_path / "merged")
         from transformers import AutoModelForCausalLM
 
         merged = AutoModelForCausalLM.from_pretrained(merged_dir).eval()

@@ -2,7 +2,7 @@ import torch
 
 from seektune.data.batching import collate, epoch_order, pack, unpacked
 from seektune.data.render import IGNORE, Sample
-from seektune.train.objective import CausalLMObjective
+from seektune.train.objectives import CausalLMObjective
 
 
 def _samples(tokenizer, texts):

@@ -8,7 +8,8 @@ from transformers import AutoModelForCausalLM
 
 from seektune.config import MethodConfig
 from seektune.errors import ModelError
-from seektune.models import bottleneck, methods
+from seektune.models import methods
+from seektune.models.methods import bottleneck
 
 
 def test_untrained_adapter_is_the_identity_and_only_adapters_train(tiny_llama_dir):

@@ -6,6 +6,7 @@ import torch
 from seektune.config import MethodConfig
 from seektune.errors import ConfigError
 from seektune.models import methods
+from seektune.models.layers import trainable_summary
 from seektune.models.registry import tiny_deepseek_v3_config
 
 
@@ -87,7 +88,7 @@ def test_deepseek_presets_wrap_exactly_their_part_with_exact_parameter_counts(de
     model = methods.prepare(deepseek, MethodConfig(name="lora", lora={"r": r, "target_modules": preset,
                                                                       "lora_dropout": 0.0}))
     assert _wrapped_modules(model) == sorted(wrapped)
-    assert methods.trainable_summary(model)[0] == expected
+    assert trainable_summary(model)[0] == expected
     assert not any(w.endswith("mlp.gate") for w in _wrapped_modules(model))  # the router stays frozen
 
 

@@ -62,7 +62,7 @@ def test_collate_carries_weights_and_the_loss_uses_them(tiny_tokenizer):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from seektune.train.objective import CausalLMObjective
+    from seektune.train.objectives import CausalLMObjective
 
     sample, _ = _weighted_targets(tiny_tokenizer, "Patients need fasting blood work.", ["fasting blood"], 3.0)
     batch = collate(unpacked([sample]), 0, packed=False)

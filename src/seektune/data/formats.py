@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Union
 
-from seektune.data.pipeline.jsonio import read_values
+from seektune.data.jsonio import read_values
 from seektune.errors import DataError
 
 _ENCODING_HINT = "convert the file to UTF-8 (for GBK: iconv -f GBK -t UTF-8)"

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from seektune.config import apply_overrides, beside, format_errors, read_yaml
-from seektune.errors import ConfigError
-from seektune.schema import Section
+from seektune import config
+from seektune.schema import Section, beside
 
 TaskType = Literal["generation", "classification", "citation", "perplexity"]
 
@@ -102,20 +101,17 @@ class EvalConfig(Section):
             raise ValueError("tasks: give at least one task (or harness.tasks)")
         return self
 
+    def resolve_paths(self, base: Path) -> None:
+        """Data, models and the harness folder relative to the YAML; output_dir always relative to it."""
+        for task in self.tasks:
+            task.data = beside(task.data, base)
+        for model in self.models:
+            model.path = beside(model.path, base)
+        if self.harness.include_path:
+            self.harness.include_path = beside(self.harness.include_path, base)
+        if not Path(self.output_dir).is_absolute():
+            self.output_dir = str(base / self.output_dir)
+
 
 def load(path: str | Path, overrides: list[str] | None = None) -> EvalConfig:
-    path = Path(path)
-    tree = apply_overrides(read_yaml(path), overrides or [])
-    try:
-        cfg = EvalConfig.model_validate(tree)
-    except ValidationError as exc:
-        raise ConfigError(format_errors(exc, str(path))) from None
-    base = path.resolve().parent
-    for task in cfg.tasks:
-        task.data = beside(task.data, base)
-    for model in cfg.models:
-        model.path = beside(model.path, base)
-    if cfg.harness.include_path:
-        cfg.harness.include_path = beside(cfg.harness.include_path, base)
-    cfg.output_dir = str(base / cfg.output_dir) if not Path(cfg.output_dir).is_absolute() else cfg.output_dir
-    return cfg
+    return config.load(path, overrides, EvalConfig)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from seektune.data.formats import normalise
-from seektune.data.pipeline.jsonio import Tally, read_records
+from seektune.data.jsonio import Tally, read_records
 from seektune.errors import DataError
 
 

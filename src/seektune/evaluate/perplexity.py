@@ -10,7 +10,7 @@ import torch
 from seektune.data.batching import collate, unpacked
 from seektune.data.formats import normalise
 from seektune.data.render import Renderer
-from seektune.train.objective import CausalLMObjective
+from seektune.train.objectives import CausalLMObjective
 
 
 @torch.no_grad()

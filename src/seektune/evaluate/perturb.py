@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 
-from seektune.evaluate.text_metrics import has_cjk
+from seektune.text import has_cjk
 
 
 def add_typos(text: str, rate: float, seed: int) -> str:

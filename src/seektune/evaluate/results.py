@@ -5,9 +5,6 @@ from __future__ import annotations
 
 from seektune.evaluate.scoring import aggregate, lower_is_better, primary_metric
 
-DIMENSIONS = ("quality", "robustness", "efficiency", "retention")
-
-
 def collect(runner) -> dict:
     cfg, store = runner.cfg, runner.store
     models = [m.name for m in cfg.models]
@@ -145,3 +142,15 @@ def worst_examples(runner, baseline: str, limit: int = 8) -> list[dict]:
                              "answer": mine["prediction"]})
     rows.sort(key=lambda r: r["change"])
     return [r for r in rows if r["change"] < 0][:limit]
+
+
+def summary_lines(result: dict) -> list[str]:
+    """What `seektune eval` prints: each model's score and any forgetting flags."""
+    card = result["scorecard"]["models"]
+    lines = [f"{name:20s} score {card[name]['score']:.4f}" if card[name]["score"] is not None
+             else f"{name:20s} score -" for name in result["models"]]
+    flagged = [f"{m}/{t}/{k}" for m, ts in result["forgetting"].items() for t, ks in ts.items()
+               for k, d in ks.items() if d["flagged"]]
+    if flagged:
+        lines.append(f"forgetting flagged: {', '.join(flagged)}")
+    return lines

@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from seektune.data.pipeline.manifest import sha256
+from seektune.artifacts import load_for_inference
+from seektune.atomic import sha256
 from seektune.evaluate.batch_generation import generate_batch, timed_generation
 from seektune.evaluate.eval_config import EvalConfig, ModelEntry, TaskConfig
 from seektune.evaluate.examples import Example, load_examples, load_records
@@ -24,7 +25,6 @@ from seektune.evaluate.perturb import add_typos
 from seektune.evaluate.scoring import score_example
 from seektune.evaluate.store import ResultStore
 from seektune.errors import DataError
-from seektune.models.loading import load_for_inference
 from seektune.runtime import set_threads
 
 

@@ -6,8 +6,7 @@ from seektune.evaluate.citation import citation_scores
 from seektune.evaluate.classification import LabelRule, classification_scores
 from seektune.evaluate.eval_config import TaskConfig
 from seektune.evaluate.examples import Example
-from seektune.evaluate.qa import key_fact_match
-from seektune.evaluate.text_metrics import bleu, exact_match, rouge, token_f1
+from seektune.evaluate.text_metrics import bleu, exact_match, key_fact_match, rouge, token_f1
 
 
 def score_example(task: TaskConfig, example: Example, prediction: str) -> dict:

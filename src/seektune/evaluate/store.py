@@ -6,8 +6,9 @@ it (model path, data hash, generation settings): a row from other settings is ne
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+
+from seektune.atomic import append_jsonl
 
 
 class ResultStore:
@@ -31,19 +32,12 @@ class ResultStore:
                 continue  # a line cut by a kill mid-write: that example is simply redone
         return out
 
-    @staticmethod
-    def _append(path: Path, row: dict) -> None:
-        with path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-
     def add_prediction(self, row: dict) -> None:
-        self._append(self.predictions_path, row)
+        append_jsonl(self.predictions_path, row)
         self.predictions[(row["model"], row["task"], row["variant"], row["index"], row["fp"])] = row
 
     def add_measurement(self, row: dict) -> None:
-        self._append(self.measurements_path, row)
+        append_jsonl(self.measurements_path, row)
         self.measurements[(row["model"], row["kind"], row["fp"])] = row
 
     def prediction(self, model: str, task: str, variant: str, index: int, fp: str) -> dict | None:

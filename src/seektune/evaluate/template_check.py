@@ -37,6 +37,20 @@ class TemplateReport:
     def ok(self) -> bool:
         return not self.prefix_mismatches and self.stopped == self.stop_checked and not self.warnings
 
+    def lines(self, model_ref: str | None) -> list[str]:
+        """The report `seektune check-template` prints."""
+        out = ["1. a training example (supervised tokens in \u27e6 \u27e7):\n" + self.example + "\n",
+               f"2. training prefix == inference prompt: {self.prefix_checked - len(self.prefix_mismatches)}"
+               f"/{self.prefix_checked} assistant turns"]
+        out += [f"   MISMATCH {line}" for line in self.prefix_mismatches]
+        if model_ref is None:
+            out.append("3. stopping: skipped (no trained run yet; pass --model RUN_OR_MODEL)")
+        else:
+            out.append(f"3. {model_ref} ends its answer with the end-of-turn token: {self.stopped}/{self.stop_checked}")
+            out += [f"   NO STOP {line}" for line in self.not_stopped]
+        out += [f"   WARNING {line}" for line in self.warnings]
+        return out
+
 
 def marked(tokenizer, input_ids: list[int], targets: list[int]) -> str:
     """The rendered text with supervised tokens inside ⟦ ⟧ (token t is supervised when targets[t-1] is)."""

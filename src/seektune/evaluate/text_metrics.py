@@ -1,5 +1,7 @@
-"""Generation metrics with stated, standard definitions, so numbers compare with other tools.
+"""Generation metrics with stated, standard definitions, so numbers compare with other tools (the demo and
+`seektune eval` score with these same functions).
 
+- Key-fact match: after lower-casing and collapsing whitespace, the reference key fact occurs in the answer.
 - Exact match / token F1: SQuAD v1.1 normalisation (lower-case, drop punctuation and the articles a/an/the,
   collapse whitespace). Text containing Chinese is scored per character (CMRC 2018 style: each CJK character
   is a token, runs of Latin letters/digits stay one token), since Chinese has no spaces.
@@ -21,13 +23,15 @@ from collections import Counter
 import sacrebleu
 from rouge_score import rouge_scorer, tokenizers
 
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_ZH_TOKEN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[a-z0-9]+")
+from seektune.text import HAN, has_cjk
+
+_ZH_TOKEN = re.compile(f"[{HAN}]|[a-z0-9]+")
 _PUNCT = set(string.punctuation) | {c for c in "，。！？；：、“”‘’（）《》【】—…·「」『』〈〉～"}
 
 
-def has_cjk(text: str) -> bool:
-    return bool(_CJK.search(text))
+def key_fact_match(answer: str, key_fact: str) -> float:
+    """The key fact occurs in the answer, after lower-casing and collapsing whitespace."""
+    return float(" ".join(key_fact.lower().split()) in " ".join(answer.lower().split()))
 
 
 def normalize_answer(text: str) -> str:

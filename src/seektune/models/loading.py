@@ -1,8 +1,8 @@
-"""Resolve `model.name_or_path` and load the tokenizer and model for training or inference."""
+"""Resolve `model.name_or_path` and load a base tokenizer and model from the config (trained artifacts are
+opened through seektune.artifacts)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -86,63 +86,3 @@ def load_model(cfg: ModelConfig, dtype: torch.dtype = torch.float32, quantizatio
             "(`seektune models`), a local directory, or a hub id already in the HF cache."
         ) from None
     return model
-
-
-def is_adapter_dir(path: Path) -> bool:
-    return (path / "adapter_config.json").is_file()
-
-
-def artifact_dir(run_or_model: str | Path) -> Path:
-    """A run directory means its final/ artifact."""
-    path = Path(run_or_model)
-    return path / "final" if (path / "final").is_dir() else path
-
-
-def adapter_base(path: Path) -> str:
-    from seektune.models import bottleneck
-
-    meta = bottleneck.read_config(path) if bottleneck.is_bottleneck_dir(path) else \
-        json.loads((path / "adapter_config.json").read_text())
-    return meta["base_model_name_or_path"]
-
-
-def attach_adapter(model, path: Path, adapter_name: str = "default"):
-    """Put a saved adapter (peft or bottleneck) on a loaded base model."""
-    from peft import PeftModel
-
-    from seektune.models import bottleneck
-    from seektune.models.deepseek import moe_rewrite_disabled
-    from seektune.models.methods import read_method_info
-
-    if bottleneck.is_bottleneck_dir(path):
-        return bottleneck.load(model, path)
-    rewrite_off = read_method_info(path).get("peft_moe_rewrite_disabled", False)
-    with moe_rewrite_disabled(rewrite_off):
-        if hasattr(model, "load_adapter") and hasattr(model, "peft_config"):
-            model.load_adapter(str(path), adapter_name=adapter_name)
-            return model
-        return PeftModel.from_pretrained(model, str(path), adapter_name=adapter_name)
-
-
-def load_for_inference(run_or_model: str, dtype: torch.dtype = torch.float32):
-    """Load a run directory (its final/), an adapter directory (peft or bottleneck), a full HF directory or a
-    packaged name."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from seektune.models import bottleneck
-
-    path = artifact_dir(run_or_model)
-    if path.is_dir() and (is_adapter_dir(path) or bottleneck.is_bottleneck_dir(path)):
-        model = AutoModelForCausalLM.from_pretrained(resolve(adapter_base(path)), dtype=dtype)
-        model = attach_adapter(model, path)
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
-    elif path.is_dir():
-        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
-    else:
-        cfg = ModelConfig(name_or_path=run_or_model)
-        model, tokenizer = load_model(cfg, dtype), load_tokenizer(cfg)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model.eval()
-    return model, tokenizer

@@ -1,15 +1,17 @@
-"""Atomic checkpoints that resume bit-for-bit.
+"""Atomic checkpoints that resume bit-for-bit, and that are checked before they are trusted.
 
-A checkpoint is written into a temporary directory, every file fsynced, a COMPLETE marker written last, and the
-directory renamed into place; a crash at any point leaves earlier checkpoints untouched and no half checkpoint
-that looks complete. It holds the trainable parameters (safetensors), optimizer, scheduler, loop position and
-every process's RNG state. Frozen weights are not stored: they are reloaded from the base model.
+A checkpoint is written into a temporary directory, every file fsynced, a COMPLETE marker written last (with
+the size and sha256 of every file), and the directory renamed into place; a crash at any point leaves earlier
+checkpoints untouched and no half checkpoint that looks complete. A file damaged later (a full disk, a copy cut
+short) fails verification, and resume falls back to the previous complete checkpoint with a warning naming the
+file. It holds the trainable parameters (safetensors), optimizer, scheduler, loop position, the loop hooks'
+state and every process's RNG state. Frozen weights are not stored: they are reloaded from the base model.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import logging
 import re
 import shutil
 from pathlib import Path
@@ -18,35 +20,12 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from seektune.atomic import publish, sha256
 from seektune.errors import CheckpointError
 
 MARKER = "COMPLETE"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
-
-
-def fsync_tree(path: Path) -> None:
-    for p in sorted(path.rglob("*")):
-        if p.is_file():
-            with open(p, "rb") as f:
-                os.fsync(f.fileno())
-    fsync_dir(path)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def publish(tmp: Path, final: Path) -> None:
-    """fsync a finished temporary directory and rename it into place atomically."""
-    fsync_tree(tmp)
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    fsync_dir(final.parent)
+log = logging.getLogger("seektune.train")
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -63,13 +42,42 @@ def complete_checkpoints(root: Path) -> list[Path]:
     return [d for _, d in sorted(found)]
 
 
-def latest(root: Path) -> Path | None:
-    found = complete_checkpoints(root)
-    return found[-1] if found else None
+def damage(path: Path) -> str | None:
+    """Why a complete checkpoint cannot be trusted (a file missing, cut short or changed), or None."""
+    try:
+        files = json.loads((path / MARKER).read_text()).get("files")
+    except (OSError, json.JSONDecodeError):
+        return f"{path / MARKER} is unreadable"
+    for name, expected in (files or {}).items():  # markers written before file records carry none
+        file = path / name
+        if not file.is_file():
+            return f"{file} is missing"
+        if file.stat().st_size != expected["size"]:
+            return f"{file} has {file.stat().st_size} bytes, expected {expected['size']}"
+        if sha256(file) != expected["sha256"]:
+            return f"{file} does not match its recorded sha256"
+    return None
+
+
+def latest(root: Path, warn: bool = True) -> Path | None:
+    """The newest complete checkpoint that verifies; damaged newer ones are skipped with a warning."""
+    for path in reversed(complete_checkpoints(root)):
+        problem = damage(path)
+        if problem is None:
+            return path
+        if warn:
+            log.warning("checkpoint %s is damaged (%s); falling back to the previous complete checkpoint",
+                        path.name, problem)
+    return None
+
+
+def step_dir(root: Path, step: int) -> Path:
+    return root / f"step-{step}"
 
 
 def tmp_dir(root: Path, step: int) -> Path:
-    return root / f".tmp-step-{step}"
+    """Where a checkpoint is built before it is renamed to step_dir (atomic.staging_dir's name for it)."""
+    return root / f".step-{step}-tmp"
 
 
 def write_process_state(tmp: Path, rank: int, rng: dict) -> None:
@@ -78,17 +86,19 @@ def write_process_state(tmp: Path, rank: int, rng: dict) -> None:
 
 
 def write_main_state(tmp: Path, model: nn.Module, optimizer, scheduler, loop_state: dict,
-                     method_state: dict | None = None) -> None:
+                     hook_state: dict | None = None) -> None:
     save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "method": method_state or {}}, tmp / "optim.pt")
+                "method": hook_state or {}}, tmp / "optim.pt")
     (tmp / "loop_state.json").write_text(json.dumps(loop_state, indent=1))
 
 
 def finalise(root: Path, step: int, keep_last: int) -> Path:
-    """Mark the temporary checkpoint complete, move it into place, and prune old ones."""
-    tmp, final = tmp_dir(root, step), root / f"step-{step}"
-    (tmp / MARKER).write_text(json.dumps({"step": step}))
+    """Record every file's size and checksum in the marker, move the checkpoint into place, prune old ones."""
+    tmp, final = tmp_dir(root, step), step_dir(root, step)
+    files = {str(p.relative_to(tmp)): {"size": p.stat().st_size, "sha256": sha256(p)}
+             for p in sorted(tmp.rglob("*")) if p.is_file()}
+    (tmp / MARKER).write_text(json.dumps({"step": step, "files": files}, indent=1))
     publish(tmp, final)
     for old in complete_checkpoints(root)[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
@@ -97,7 +107,7 @@ def finalise(root: Path, step: int, keep_last: int) -> Path:
 
 def load(path: Path, model: nn.Module, optimizer, scheduler, rank: int) -> tuple[dict, dict, dict]:
     """Restore weights, optimizer and scheduler in place; return (loop_state, this process's rng state,
-    the method's own state, e.g. AdaLoRA's sensitivity scores)."""
+    the loop hooks' state, e.g. AdaLoRA's sensitivity scores)."""
     if not (path / MARKER).is_file():
         raise CheckpointError(f"{path} is incomplete (no {MARKER} marker)")
     weights = load_file(str(path / "trainable.safetensors"))

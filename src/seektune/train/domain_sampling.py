@@ -2,8 +2,8 @@
 
 Each optimizer step draws its rows from a generator seeded by (seed, step) with the current domain weights,
 so a step's batch is a pure function of (seed, step, weights): resume is exact when the weights are
-restored from the checkpoint. Weights change only when `seektune.data.pipeline.mix.DomainWeights` updates
-them from per-domain eval loss (data.domain_reweighting).
+restored from the checkpoint. Weights change only when `DomainWeights` updates them from per-domain eval
+loss (data.domain_reweighting).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
+from dataclasses import dataclass, field
 
 from seektune.data.batching import Row
 
@@ -42,3 +43,40 @@ class DomainStepPlan:
         batches = [rows[i * self.micro_batch:(i + 1) * self.micro_batch] for i in range(self.per_step)]
         total = sum(r.supervised for b in batches for r in b)
         return batches[rank::self.processes], total
+
+
+@dataclass
+class DomainWeights:
+    """Online domain re-weighting from per-domain validation loss (exponentiated gradient, as in DoReMi's
+    update with the first evaluation as the reference): domains whose loss is falling slower than the
+    others gain weight. `smoothing` mixes in the uniform distribution so no domain starves."""
+
+    weights: dict[str, float]
+    step_size: float = 1.0
+    smoothing: float = 0.1
+    reference: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        total = sum(self.weights.values())
+        if total <= 0:
+            raise ValueError("domain weights must have a positive sum")
+        self.weights = {k: v / total for k, v in self.weights.items()}
+
+    def update(self, losses: dict[str, float]) -> dict[str, float]:
+        missing = sorted(set(self.weights) - set(losses))
+        if missing:
+            raise ValueError(f"no eval loss for domains {missing}; give each domain an eval file")
+        for name in self.weights:
+            self.reference.setdefault(name, losses[name])
+        excess = {k: losses[k] / self.reference[k] for k in self.weights}  # scale-free across domains
+        raw = {k: self.weights[k] * math.exp(self.step_size * (excess[k] - 1.0)) for k in self.weights}
+        total = sum(raw.values())
+        k = len(raw)
+        self.weights = {name: (1 - self.smoothing) * v / total + self.smoothing / k for name, v in raw.items()}
+        return dict(self.weights)
+
+    def state_dict(self) -> dict:
+        return {"weights": self.weights, "reference": self.reference}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.weights, self.reference = dict(state["weights"]), dict(state["reference"])

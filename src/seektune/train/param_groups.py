@@ -5,7 +5,7 @@ A parameter's learning rate is `learning_rate x multiplier`, with the multiplier
   input embeddings           embedding_learning_rate, else the rate below the lowest layer (decay ** N)
   output head                head_learning_rate, else learning_rate
   anything else              learning_rate (final norm, virtual-token encoders...)
-and LoRA+ multiplies lora_B matrices by `loraplus_lr_ratio` on top. Matrices get weight decay, vectors do not.
+and the method's own rule multiplies on top (LoRA+: lora_B matrices x `loraplus_lr_ratio`). Matrices get weight decay, vectors do not.
 The scheduler scales every group by the same factor, so these ratios hold through warmup and decay.
 """
 
@@ -14,12 +14,12 @@ from __future__ import annotations
 from torch import nn
 
 from seektune.config import Config
+from seektune.models import methods
+from seektune.models.layers import decoder_layers
 
 
 def _owners(model: nn.Module) -> tuple[dict[int, int], int, set[int], set[int]]:
     """(parameter id -> layer index, number of layers, embedding parameter ids, head parameter ids)."""
-    from seektune.models.methods import decoder_layers
-
     layers = decoder_layers(model)
     layer_of = {id(p): i for i, layer in enumerate(layers) for p in layer.parameters()}
     embeddings = {id(p) for p in model.get_input_embeddings().parameters()}
@@ -31,7 +31,7 @@ def _owners(model: nn.Module) -> tuple[dict[int, int], int, set[int], set[int]]:
 def build(model: nn.Module, cfg: Config) -> list[dict]:
     t, lr = cfg.train, cfg.train.learning_rate
     layer_of, n_layers, embeddings, head = _owners(model)
-    loraplus = cfg.method.lora.loraplus_lr_ratio if cfg.method.name in ("lora", "qlora") else 0.0
+    multiplier = methods.get(cfg.method.name).lr_multiplier
     groups: dict[tuple[float, float], list] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
@@ -45,8 +45,8 @@ def build(model: nn.Module, cfg: Config) -> list[dict]:
             rate = lr * t.layer_lr_decay ** (n_layers - 1 - layer_of[key])
         else:
             rate = lr
-        if loraplus and ".lora_B." in name:
-            rate *= loraplus
+        if multiplier is not None:
+            rate *= multiplier(name, cfg.method)
         decay = t.weight_decay if p.ndim >= 2 else 0.0
         groups.setdefault((rate, decay), []).append(p)
     return [{"params": params, "lr": rate, "weight_decay": decay} for (rate, decay), params in sorted(groups.items())]

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from seektune.cli import main
-from seektune.data.pipeline.jsonio import Tally, read_records, read_values
+from seektune.data.jsonio import Tally, read_records, read_values
 from seektune.data.pipeline.fields import validate
 from seektune.errors import DataError
 

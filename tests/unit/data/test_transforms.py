@@ -7,7 +7,8 @@ import pytest
 from seektune.cli import main
 from seektune.data.pipeline.augment import shuffle_sentences, split_sentences, swap_synonyms
 from seektune.data.pipeline.convert import TripleTemplate, convert
-from seektune.data.pipeline.mix import DomainWeights, exact_counts, largest_total
+from seektune.data.pipeline.mix import exact_counts, largest_total
+from seektune.train.domain_sampling import DomainWeights
 from seektune.data.pipeline.synthesize import parse_pairs, passages
 
 

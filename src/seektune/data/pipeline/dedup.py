@@ -15,7 +15,9 @@ import numpy as np
 import xxhash
 from datasketch import MinHash, MinHashLSH
 
-_TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]|\w+", re.UNICODE)
+from seektune.text import HAN, KANA_HANGUL
+
+_TOKEN = re.compile(f"[{HAN}{KANA_HANGUL}]|\\w+", re.UNICODE)
 
 
 class KeyIndex:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from seektune.data.pipeline.dedup import KeyIndex, exact_key
 from seektune.data.pipeline.fields import joined, kind, texts
+from seektune.text import HAN
 
-_CJK = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf]")
+_CJK = re.compile(f"[{HAN}]")
 _LATIN = re.compile(r"[A-Za-z]")
 
 

@@ -5,7 +5,6 @@ the whole lineage and `seektune data reproduce` can re-run it and check the hash
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -13,7 +12,8 @@ import time
 from pathlib import Path
 
 from seektune import __version__
-from seektune.data.pipeline.jsonio import Tally
+from seektune.atomic import sha256, write_json
+from seektune.data.jsonio import Tally
 
 SUFFIX = ".manifest.json"
 
@@ -21,14 +21,6 @@ SUFFIX = ".manifest.json"
 def manifest_path(output: str | Path) -> Path:
     output = Path(output)
     return output.with_name(output.name + SUFFIX)
-
-
-def sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _lineage(inputs: list[Path]) -> list[dict]:
@@ -71,11 +63,3 @@ def write(step: str, inputs: list[str | Path], outputs: list[str | Path], params
     for out in outputs:
         write_json(manifest_path(out), document)
     return manifest_path(outputs[0])
-
-
-def write_json(path: Path, value: dict) -> None:
-    """Write JSON through a temporary file renamed into place, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value, ensure_ascii=False, indent=1), encoding="utf-8")
-    os.replace(tmp, path)

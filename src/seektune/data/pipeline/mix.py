@@ -1,15 +1,13 @@
 """Weighted mixing with exact proportions, streamed: counts per source are fixed first (largest remainder),
 then each source contributes a seeded random subset, interleaved in a seeded random order.
 
-`DomainWeights` is the in-training counterpart: the loop calls `update(per_domain_eval_loss)` after each
-evaluation and samples the next steps' rows from domains by the returned weights.
+The in-training counterpart, re-weighting domains from eval loss, is `seektune.train.domain_sampling`.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
 
 
 def exact_counts(weights: list[float], total: int) -> list[int]:
@@ -46,40 +44,3 @@ def interleave(counts: list[int], rng: random.Random) -> list[int]:
     order = [i for i, c in enumerate(counts) for _ in range(c)]
     rng.shuffle(order)
     return order
-
-
-@dataclass
-class DomainWeights:
-    """Online domain re-weighting from per-domain validation loss (exponentiated gradient, as in DoReMi's
-    update with the first evaluation as the reference): domains whose loss is falling slower than the
-    others gain weight. `smoothing` mixes in the uniform distribution so no domain starves."""
-
-    weights: dict[str, float]
-    step_size: float = 1.0
-    smoothing: float = 0.1
-    reference: dict[str, float] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        total = sum(self.weights.values())
-        if total <= 0:
-            raise ValueError("domain weights must have a positive sum")
-        self.weights = {k: v / total for k, v in self.weights.items()}
-
-    def update(self, losses: dict[str, float]) -> dict[str, float]:
-        missing = sorted(set(self.weights) - set(losses))
-        if missing:
-            raise ValueError(f"no eval loss for domains {missing}; give each domain an eval file")
-        for name in self.weights:
-            self.reference.setdefault(name, losses[name])
-        excess = {k: losses[k] / self.reference[k] for k in self.weights}  # scale-free across domains
-        raw = {k: self.weights[k] * math.exp(self.step_size * (excess[k] - 1.0)) for k in self.weights}
-        total = sum(raw.values())
-        k = len(raw)
-        self.weights = {name: (1 - self.smoothing) * v / total + self.smoothing / k for name, v in raw.items()}
-        return dict(self.weights)
-
-    def state_dict(self) -> dict:
-        return {"weights": self.weights, "reference": self.reference}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.weights, self.reference = dict(state["weights"]), dict(state["reference"])

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from seektune.data.pipeline.manifest import sha256
+from seektune.atomic import sha256
 from seektune.errors import DataError
 
 

@@ -9,7 +9,8 @@ from collections import Counter
 from pathlib import Path
 
 from seektune.data.pipeline.fields import map_texts
-from seektune.data.pipeline.jsonio import JsonlWriter, Tally
+from seektune.atomic import JsonlWriter
+from seektune.data.jsonio import Tally
 from seektune.data.pipeline.leakage import LeakageChecker, load_entities
 from seektune.data.pipeline.privacy import Pseudonymiser
 from seektune.data.pipeline.step import Step

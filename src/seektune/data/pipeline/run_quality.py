@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import itertools
-import math
 import random
+import re
 from collections import Counter
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Literal
+
+from pydantic import Field, field_validator, model_validator
 
 from seektune.data.pipeline import clean as C
 from seektune.data.pipeline.dedup import Deduplicator
 from seektune.data.pipeline.fields import joined, kind, map_texts, record_id
 from seektune.data.pipeline.inspect import Inspection, histogram, markdown
-from seektune.data.pipeline.jsonio import Item, JsonlWriter
-from seektune.data.pipeline.manifest import write_json
+from seektune.atomic import JsonlWriter
+from seektune.data.jsonio import Item
+from seektune.atomic import write_json
 from seektune.data.pipeline.step import Step, load_tokenizer
+from seektune.artifacts import load_for_inference
 from seektune.errors import ConfigError
+from seektune.evaluate.perplexity import perplexity
+from seektune.schema import Section
 
 
 def inspect(step: Step, out_dir: Path, tokenizer_name: str | None) -> dict:
@@ -40,23 +46,15 @@ def inspect(step: Step, out_dir: Path, tokenizer_name: str | None) -> dict:
 
 
 class PerplexityScorer:
-    """Mean per-token perplexity of a text under a causal LM (first `max_tokens` tokens)."""
+    """Perplexity of a text record under a causal LM (first `max_tokens` tokens), with evaluation's own
+    definition: the training objective's loss over the tokens a text record supervises."""
 
     def __init__(self, model_path: str, max_tokens: int = 512):
-        from seektune.models.loading import load_for_inference
-
         self.model, self.tokenizer = load_for_inference(model_path)
         self.max_tokens = max_tokens
 
     def __call__(self, text: str) -> float:
-        import torch
-
-        ids = self.tokenizer(text, return_tensors="pt", truncation=True, max_length=self.max_tokens)["input_ids"]
-        if ids.shape[1] < 2:
-            return float("inf")
-        with torch.no_grad():
-            loss = self.model(input_ids=ids, labels=ids).loss
-        return math.exp(loss.item())
+        return perplexity(self.model, self.tokenizer, [{"text": text}], self.max_tokens)["perplexity"]
 
 
 def _html_items(paths: list[Path], step: Step) -> Iterator[Item]:
@@ -71,14 +69,50 @@ def _html_items(paths: list[Path], step: Step) -> Iterator[Item]:
         yield Item(f"{page}:1", {"text": text, "metadata": {"source": str(page), "title": title}})
 
 
-def clean(step: Step, output: Path, opts: dict) -> None:
+class CleanOptions(Section):
+    """`seektune data clean` options; each field is the flag of the same name (--near-threshold...)."""
+
+    no_repair: bool = Field(False, description="skip normalisation / control chars / whitespace")
+    normal_form: Literal["NFKC", "NFC", "NFD", "NFKD", "none"] = Field(
+        "NFKC", description="Unicode normal form: NFKC, NFC, NFD, NFKD or none")
+    remove_pattern: str = Field(C.DEFAULT_REMOVE, description="regex of characters to delete")
+    min_chars: int = Field(1, ge=0, description="drop records shorter than this")
+    max_chars: int = Field(0, ge=0, description="drop records longer than this (0: no limit)")
+    min_tokens: int = Field(0, ge=0, description="drop records with fewer tokens")
+    max_tokens: int = Field(0, ge=0, description="drop records with more tokens (0: no limit)")
+    tokenizer: str = Field("deepseek", description="tokenizer for token filters and windows")
+    quality: bool = Field(False, description="drop mostly-symbol, repeated-line, char-run text")
+    window: int = Field(0, ge=0, description="cut text records longer than this many tokens")
+    stride: int = Field(0, ge=0, description="tokens between window starts (default: window)")
+    no_dedup: bool = Field(False, description="keep exact and near duplicates")
+    no_near_dedup: bool = Field(False, description="exact dedup only")
+    near_threshold: float = Field(0.8, gt=0, lt=1, description="MinHash Jaccard threshold for near duplicates")
+    max_perplexity: float = Field(0.0, ge=0, description="drop text scored above this (0: off)")
+    perplexity_model: str | None = Field(None, description="model that scores perplexity (directory or packaged name)")
+
+    @field_validator("remove_pattern")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regex: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _perplexity(self) -> "CleanOptions":
+        if self.max_perplexity and not self.perplexity_model:
+            raise ValueError("--max-perplexity needs --perplexity-model (a model directory or packaged name)")
+        return self
+
+
+def clean(step: Step, output: Path, o: CleanOptions) -> None:
     """Repair -> length and quality filters -> sliding windows -> token filter -> dedup -> perplexity."""
-    repair = C.Repair(opts["normal_form"], opts["remove_pattern"]) if opts["repair"] else None
-    need_tokens = opts["window"] or opts["min_tokens"] or opts["max_tokens"]
-    tokenizer = load_tokenizer(opts["tokenizer"]) if need_tokens else None
-    dedup = Deduplicator(exact=opts["exact_dedup"], near=opts["near_dedup"], threshold=opts["near_threshold"]) \
-        if opts["exact_dedup"] or opts["near_dedup"] else None
-    scorer = PerplexityScorer(opts["perplexity_model"]) if opts["max_perplexity"] else None
+    repair = None if o.no_repair else C.Repair(None if o.normal_form == "none" else o.normal_form, o.remove_pattern)
+    tokenizer = load_tokenizer(o.tokenizer) if o.window or o.min_tokens or o.max_tokens else None
+    exact, near = not o.no_dedup, not (o.no_dedup or o.no_near_dedup)
+    dedup = Deduplicator(exact=exact, near=near, threshold=o.near_threshold) if exact or near else None
+    scorer = PerplexityScorer(o.perplexity_model) if o.max_perplexity else None
     html = [p for p in step.inputs if p.is_dir() or p.suffix.lower() in (".html", ".htm")]
     jsonl = [p for p in step.inputs if p not in html]
     t = step.tally
@@ -88,17 +122,17 @@ def clean(step: Step, output: Path, opts: dict) -> None:
         text = joined(record)
         if not text.strip():
             return t.remove("empty after cleaning", item.where)
-        if len(text) < opts["min_chars"]:
-            return t.remove(f"shorter than {opts['min_chars']} characters", item.where)
-        if opts["max_chars"] and len(text) > opts["max_chars"]:
-            return t.remove(f"longer than {opts['max_chars']} characters", item.where)
-        if opts["quality"]:
+        if len(text) < o.min_chars:
+            return t.remove(f"shorter than {o.min_chars} characters", item.where)
+        if o.max_chars and len(text) > o.max_chars:
+            return t.remove(f"longer than {o.max_chars} characters", item.where)
+        if o.quality:
             problem = C.quality_problem(text)
             if problem:
                 return t.remove(f"quality: {problem}", item.where)
-        if opts["window"] and kind(record) == "text":
+        if o.window and kind(record) == "text":
             ids = tokenizer(record["text"], add_special_tokens=False)["input_ids"]
-            spans = C.windows(ids, opts["window"], opts["stride"] or opts["window"])
+            spans = C.windows(ids, o.window, o.stride or o.window)
             if len(spans) > 1:
                 source = record_id(item.record)
                 for i, (a, b) in enumerate(spans):
@@ -112,18 +146,18 @@ def clean(step: Step, output: Path, opts: dict) -> None:
         for item in itertools.chain(_html_items(html, step), step.records(jsonl)):  # streamed, never a list
             for piece in pieces(item) or ():
                 text = joined(piece.record)
-                if tokenizer is not None and (opts["min_tokens"] or opts["max_tokens"]):
+                if tokenizer is not None and (o.min_tokens or o.max_tokens):
                     n = len(tokenizer(text, add_special_tokens=False)["input_ids"])
-                    if n < opts["min_tokens"] or (opts["max_tokens"] and n > opts["max_tokens"]):
-                        t.remove(f"outside {opts['min_tokens']}..{opts['max_tokens'] or 'inf'} tokens", piece.where)
+                    if n < o.min_tokens or (o.max_tokens and n > o.max_tokens):
+                        t.remove(f"outside {o.min_tokens}..{o.max_tokens or 'inf'} tokens", piece.where)
                         continue
                 if dedup is not None:
                     reason = dedup.check(text)
                     if reason:
                         t.remove(reason, piece.where)
                         continue
-                if scorer is not None and scorer(text) > opts["max_perplexity"]:
-                    t.remove(f"perplexity above {opts['max_perplexity']}", piece.where)
+                if scorer is not None and scorer(text) > o.max_perplexity:
+                    t.remove(f"perplexity above {o.max_perplexity}", piece.where)
                     continue
                 out.write(piece.record)
     if dedup is not None:

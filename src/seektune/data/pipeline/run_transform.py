@@ -13,7 +13,8 @@ from seektune.data.pipeline.convert import TripleTemplate, convert as convert_re
 from seektune.data.pipeline.dedup import Deduplicator
 from seektune.data.pipeline.endpoint import Endpoint
 from seektune.data.pipeline.fields import map_texts, prompt_and_answer
-from seektune.data.pipeline.jsonio import JsonlWriter, Tally
+from seektune.atomic import JsonlWriter
+from seektune.data.jsonio import Tally
 from seektune.data.pipeline.mix import exact_counts, interleave, largest_total, pick_indices
 from seektune.data.pipeline.step import Step
 from seektune.errors import ConfigError, DataError

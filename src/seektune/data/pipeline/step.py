@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from seektune.data.pipeline import manifest
 from seektune.data.pipeline.fields import validate
-from seektune.data.pipeline.jsonio import Item, Tally, read_records
+from seektune.data.jsonio import Item, Tally, read_records
 
 log = logging.getLogger("seektune.data")
 

@@ -6,6 +6,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from seektune.cli.common import add_options, options
+
+
+def _unit_interval(text: str) -> float:
+    """argparse type for thresholds: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {value}")
+    return value
+
 
 def _common(p: argparse.ArgumentParser, output: bool = True) -> None:
     p.add_argument("inputs", nargs="+", type=Path, help="input files (JSONL or a JSON array)")
@@ -24,12 +37,13 @@ def _endpoint_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--temperature", type=float, default=0.7, help="sampling temperature at the endpoint")
 
 
-def _step(args, name: str, deterministic: bool = True):
+def _step(args, name: str, deterministic: bool = True, typed: dict | None = None):
+    """The step record: the command's arguments (and its typed options with their defaults) as parameters."""
     from seektune.data.pipeline.step import Step
 
-    skip = {"func", "argv", "inputs", "command", "data_command"}
+    skip = {"func", "argv", "inputs", "command", "data_command", "cli_main", *(typed or {})}
     params = {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, list) else v)
-              for k, v in vars(args).items() if k not in skip}
+              for k, v in vars(args).items() if k not in skip} | (typed or {})
     return Step(name, list(args.inputs), params, args.argv, args.on_error, args.encoding, args.seed, deterministic)
 
 
@@ -48,20 +62,10 @@ def cmd_inspect(args) -> None:
 
 
 def cmd_clean(args) -> None:
-    from seektune.data.pipeline.run_quality import clean
+    from seektune.data.pipeline.run_quality import CleanOptions, clean
 
-    opts = {k: getattr(args, k) for k in (
-        "normal_form", "remove_pattern", "min_chars", "max_chars", "min_tokens", "max_tokens", "tokenizer",
-        "quality", "window", "stride", "near_threshold", "max_perplexity", "perplexity_model")}
-    opts.update(repair=not args.no_repair, exact_dedup=not args.no_dedup,
-                near_dedup=not (args.no_dedup or args.no_near_dedup))
-    if opts["normal_form"] == "none":
-        opts["normal_form"] = None
-    if args.max_perplexity and not args.perplexity_model:
-        from seektune.errors import ConfigError
-
-        raise ConfigError("--max-perplexity needs --perplexity-model (a model directory or packaged name)")
-    clean(_step(args, "clean"), args.output, opts)
+    opts = options(args, CleanOptions, "seektune data clean")
+    clean(_step(args, "clean", typed=opts.model_dump()), args.output, opts)
 
 
 def cmd_balance(args) -> None:
@@ -131,18 +135,17 @@ def cmd_legal(args) -> None:
 
 
 def cmd_reproduce(args) -> None:
-    from seektune.cli import main
     from seektune.data.pipeline.reproduce import reproduce
     from seektune.errors import DataError
 
-    results = reproduce(args.manifest, main)
+    results = reproduce(args.manifest, args.cli_main)  # the CLI's own entry point, handed down by main()
     for path, verdict in results:
         print(f"{verdict:10s} {path}")
     if any(v == "differs" for _, v in results):
         raise DataError("some outputs differ from their manifest (see above)")
 
 
-def add_data_commands(sub) -> None:
+def register(sub) -> None:
     data = sub.add_parser("data", help="data engineering: inspect, clean, privacy, leakage, augment, ...",
                           description="Streaming data steps; each writes JSONL plus <output>.manifest.json.")
     steps = data.add_subparsers(dest="data_command", required=True)
@@ -155,24 +158,9 @@ def add_data_commands(sub) -> None:
 
     p = steps.add_parser("clean", help="repair text, filter, window long documents, dedup (exact + MinHash)")
     _common(p)
-    p.add_argument("--no-repair", action="store_true", help="skip normalisation / control chars / whitespace")
-    p.add_argument("--normal-form", default="NFKC", help="Unicode normal form: NFKC (default), NFC, none")
-    from seektune.data.pipeline.clean import DEFAULT_REMOVE
+    from seektune.data.pipeline.run_quality import CleanOptions
 
-    p.add_argument("--remove-pattern", default=DEFAULT_REMOVE, help="regex of characters to delete")
-    p.add_argument("--min-chars", type=int, default=1, help="drop records shorter than this")
-    p.add_argument("--max-chars", type=int, default=0, help="drop records longer than this (0: no limit)")
-    p.add_argument("--min-tokens", type=int, default=0, help="drop records with fewer tokens")
-    p.add_argument("--max-tokens", type=int, default=0, help="drop records with more tokens (0: no limit)")
-    p.add_argument("--tokenizer", default="deepseek", help="tokenizer for token filters and windows")
-    p.add_argument("--quality", action="store_true", help="drop mostly-symbol, repeated-line, char-run text")
-    p.add_argument("--window", type=int, default=0, help="cut text records longer than this many tokens")
-    p.add_argument("--stride", type=int, default=0, help="tokens between window starts (default: window)")
-    p.add_argument("--no-dedup", action="store_true", help="keep exact and near duplicates")
-    p.add_argument("--no-near-dedup", action="store_true", help="exact dedup only")
-    p.add_argument("--near-threshold", type=float, default=0.8, help="MinHash Jaccard threshold for near dups")
-    p.add_argument("--max-perplexity", type=float, default=0.0, help="drop text scored above this (0: off)")
-    p.add_argument("--perplexity-model", help="model that scores perplexity (directory or packaged name)")
+    add_options(p, CleanOptions)
     p.set_defaults(func=cmd_clean)
 
     p = steps.add_parser("balance", help="label counts; cap each class at --max-ratio x the smallest")
@@ -194,7 +182,7 @@ def add_data_commands(sub) -> None:
     p.add_argument("--test", nargs="+", type=Path, required=True, help="test/eval files")
     p.add_argument("-o", "--output", type=Path, help="write train without the leaks here")
     p.add_argument("--report", type=Path, help="JSONL of every leak (default: beside the output)")
-    p.add_argument("--near-threshold", type=float, default=0.8, help="MinHash Jaccard threshold")
+    p.add_argument("--near-threshold", type=_unit_interval, default=0.8, help="MinHash Jaccard threshold, 0-1")
     p.add_argument("--entities", type=Path, help="file of domain entities, one per line")
     p.add_argument("--remove-entity-overlap", action="store_true", help="also remove records sharing entities")
     p.set_defaults(func=cmd_leakage)

@@ -10,7 +10,8 @@ Saved format, a directory (version 1):
   bottleneck_config.json         {"format": "seektune-bottleneck", "version": 1, "base_model_name_or_path",
                                   "hidden_size", "num_layers", "dim", "placement", "activation", "scale", "dropout"}
   bottleneck_model.safetensors   tensors "layers.{i}.{attention|mlp}.{down|up}.{weight|bias}"
-Load it with `load(model, directory)` on the base model named in the config. The adapter is non-linear, so it
+Load it with `load(model, directory)` on the base model named in the config (seektune's artifact kind
+`bottleneck-adapter` does this). The adapter is non-linear, so it
 cannot be merged into the base weights.
 """
 
@@ -23,8 +24,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from seektune.atomic import write_json
 from seektune.errors import ConfigError, ModelError
 from seektune.method_config import BottleneckConfig
+from seektune.models.layers import decoder_layers
+from seektune.models.methods.spec import MethodSpec
 
 CONFIG_FILE, WEIGHTS_FILE, FORMAT = "bottleneck_config.json", "bottleneck_model.safetensors", "seektune-bottleneck"
 _BLOCKS = {"attention": "self_attn", "mlp": "mlp"}
@@ -56,8 +60,6 @@ def _hook(adapter: Bottleneck):
 
 def attach(model: nn.Module, cfg: BottleneckConfig) -> nn.Module:
     """Freeze the base and add one trainable adapter per (layer, placement)."""
-    from seektune.models.methods import decoder_layers
-
     hidden = model.config.hidden_size
     model.requires_grad_(False)
     for layer in decoder_layers(model):
@@ -74,8 +76,6 @@ def attach(model: nn.Module, cfg: BottleneckConfig) -> nn.Module:
 
 
 def _adapters(model: nn.Module) -> dict[str, Bottleneck]:
-    from seektune.models.methods import decoder_layers
-
     found = {}
     for i, layer in enumerate(decoder_layers(model)):
         for place in _BLOCKS:
@@ -93,7 +93,7 @@ def save(model: nn.Module, cfg: BottleneckConfig, directory: Path, base_model: s
             **cfg.model_dump()}
     directory.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(directory / WEIGHTS_FILE), metadata={"format": FORMAT})
-    (directory / CONFIG_FILE).write_text(json.dumps(meta, indent=1))
+    write_json(directory / CONFIG_FILE, meta)
 
 
 def is_bottleneck_dir(path: Path) -> bool:
@@ -120,3 +120,9 @@ def load(model: nn.Module, directory: str | Path) -> nn.Module:
     for key, adapter in _adapters(model).items():
         adapter.load_state_dict({n.removeprefix(key + "."): t for n, t in tensors.items() if n.startswith(key + ".")})
     return model
+
+
+SPEC = MethodSpec(
+    "bottleneck", "Houlsby bottleneck adapters after attention and/or MLP blocks (seektune's own format)",
+    lambda model, cfg, ctx: attach(model, cfg.bottleneck), artifact="bottleneck-adapter",
+    save=lambda model, cfg, directory, base: save(model, cfg.bottleneck, directory, base))

@@ -1,5 +1,5 @@
-"""peft-backed methods: LoRA and its variants (DoRA, rsLoRA, PiSSA/OLoRA init, per-module rank, hybrid), QLoRA,
-AdaLoRA, IA3 and the virtual-token methods (prompt tuning, prefix tuning, P-tuning).
+"""peft-backed methods that add weights beside the base: LoRA and its variants (DoRA, rsLoRA, PiSSA/OLoRA init,
+per-module rank, hybrid), QLoRA, AdaLoRA (with the loop hook that reallocates its rank budget) and IA3.
 
 Each function turns our config section into the peft config and wraps the model, so every artifact is a
 standard peft adapter directory. Errors from peft come back as ConfigErrors naming our key.
@@ -10,11 +10,14 @@ from __future__ import annotations
 import re
 import warnings
 
+import torch
 from torch import nn
 
 from seektune.errors import ConfigError
 from seektune.method_config import MethodConfig
 from seektune.models.deepseek import moe_rewrite_disabled, preset
+from seektune.models.layers import decoder_layers
+from seektune.models.methods.spec import MethodSpec, PrepareContext, StepHook
 
 _INIT = {"default": True, "gaussian": "gaussian", "pissa": "pissa", "olora": "olora"}
 
@@ -34,8 +37,6 @@ def _targets(model: nn.Module, cfg: MethodConfig) -> tuple[str | list[str], list
 
 def _hybrid_layers(model: nn.Module, full_layers: int) -> tuple[list[str], str]:
     """(layer module names trained fully, a regex that keeps LoRA out of them) for `lora.full_layers`."""
-    from seektune.models.methods import decoder_layers
-
     layers = decoder_layers(model)
     if full_layers >= len(layers):
         raise ConfigError(f"method.lora.full_layers={full_layers} leaves no layer for LoRA "
@@ -45,7 +46,7 @@ def _hybrid_layers(model: nn.Module, full_layers: int) -> tuple[list[str], str]:
     return [f"{prefix}.{i}" for i in full], rf"{re.escape(prefix)}\.({'|'.join(full)})\..*"
 
 
-def _wrap(model: nn.Module, peft_cfg, section: str, rewrite_disabled: bool = False) -> nn.Module:
+def wrap(model: nn.Module, peft_cfg, section: str, rewrite_disabled: bool = False) -> nn.Module:
     """get_peft_model, with peft's errors and its 'pattern matched nothing' warnings turned into ConfigErrors."""
     from peft import get_peft_model
 
@@ -70,7 +71,7 @@ def _wrap(model: nn.Module, peft_cfg, section: str, rewrite_disabled: bool = Fal
         raise ConfigError(f"method.{section}: {exc}") from None
 
 
-def lora(model: nn.Module, cfg: MethodConfig) -> nn.Module:
+def lora(model: nn.Module, cfg: MethodConfig, ctx: PrepareContext) -> nn.Module:
     """LoRA, DoRA, rsLoRA, PiSSA/OLoRA init, rank/alpha patterns, and the hybrid (last layers trained fully)."""
     from peft import LoraConfig
 
@@ -85,14 +86,14 @@ def lora(model: nn.Module, cfg: MethodConfig) -> nn.Module:
         use_dora=c.use_dora, use_rslora=c.use_rslora, init_lora_weights=_INIT[c.init],
         rank_pattern=dict(c.rank_pattern), alpha_pattern=dict(c.alpha_pattern), task_type="CAUSAL_LM",
     )
-    return _wrap(model, peft_cfg, "lora", rewrite_disabled)
+    return wrap(model, peft_cfg, "lora", rewrite_disabled)
 
 
-def adalora(model: nn.Module, cfg: MethodConfig, total_steps: int) -> nn.Module:
-    """AdaLoRA: SVD-shaped LoRA whose rank budget the loop reallocates by sensitivity (see train/method_hooks)."""
+def adalora(model: nn.Module, cfg: MethodConfig, ctx: PrepareContext) -> nn.Module:
+    """AdaLoRA: SVD-shaped LoRA whose rank budget the loop reallocates by sensitivity (AdaLoraHook)."""
     from peft import AdaLoraConfig
 
-    a, c = cfg.adalora, cfg.lora
+    a, c, total_steps = cfg.adalora, cfg.lora, ctx.total_steps
     targets, params, rewrite_disabled = _targets(model, cfg)
     if params:
         raise ConfigError("method.adalora: peft's AdaLoRA cannot adapt fused parameters (target_parameters); "
@@ -107,10 +108,10 @@ def adalora(model: nn.Module, cfg: MethodConfig, total_steps: int) -> nn.Module:
         lora_dropout=c.lora_dropout, target_modules=targets, modules_to_save=c.modules_to_save or None,
         task_type="CAUSAL_LM",
     )
-    return _wrap(model, peft_cfg, "adalora", rewrite_disabled)
+    return wrap(model, peft_cfg, "adalora", rewrite_disabled)
 
 
-def ia3(model: nn.Module, cfg: MethodConfig) -> nn.Module:
+def ia3(model: nn.Module, cfg: MethodConfig, ctx: PrepareContext) -> nn.Module:
     from peft import IA3Config
 
     c = cfg.ia3
@@ -118,31 +119,11 @@ def ia3(model: nn.Module, cfg: MethodConfig) -> nn.Module:
         raise ConfigError("method.ia3: set both target_modules and feedforward_modules, or neither")
     peft_cfg = IA3Config(target_modules=c.target_modules, feedforward_modules=c.feedforward_modules,
                          task_type="CAUSAL_LM")
-    return _wrap(model, peft_cfg, "ia3")
-
-
-def virtual_tokens(model: nn.Module, cfg: MethodConfig, tokenizer_path: str) -> nn.Module:
-    """Prompt tuning, prefix tuning and P-tuning: learned virtual tokens in front of every input."""
-    from peft import PrefixTuningConfig, PromptEncoderConfig, PromptTuningConfig
-
-    c = cfg.prompt
-    if cfg.name == "prompt":
-        init = {"prompt_tuning_init": "TEXT", "prompt_tuning_init_text": c.init_text,
-                "tokenizer_name_or_path": tokenizer_path} if c.init_text else {"prompt_tuning_init": "RANDOM"}
-        peft_cfg = PromptTuningConfig(num_virtual_tokens=c.num_virtual_tokens, task_type="CAUSAL_LM", **init)
-    elif cfg.name == "prefix":
-        peft_cfg = PrefixTuningConfig(num_virtual_tokens=c.num_virtual_tokens, prefix_projection=c.prefix_projection,
-                                      encoder_hidden_size=c.encoder_hidden_size, task_type="CAUSAL_LM")
-    else:
-        peft_cfg = PromptEncoderConfig(num_virtual_tokens=c.num_virtual_tokens,
-                                       encoder_hidden_size=c.encoder_hidden_size,
-                                       encoder_reparameterization_type=c.encoder.upper(), task_type="CAUSAL_LM")
-    return _wrap(model, peft_cfg, "prompt")
+    return wrap(model, peft_cfg, "ia3")
 
 
 def quantization_config(cfg: MethodConfig):
     """bitsandbytes storage for QLoRA's frozen base (runs on CUDA, and on CPU since bitsandbytes 0.48)."""
-    import torch
     from transformers import BitsAndBytesConfig
 
     q = cfg.qlora
@@ -151,3 +132,69 @@ def quantization_config(cfg: MethodConfig):
     dtype = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}[q.compute_dtype]
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=q.quant_type,
                               bnb_4bit_use_double_quant=q.double_quant, bnb_4bit_compute_dtype=dtype)
+
+
+class AdaLoraHook(StepHook):
+    """AdaLoRA in the loop. peft's RankAllocator scores every singular value by its sensitivity (|w * grad|,
+    smoothed) and masks the least important ones until the average rank reaches target_r. It must see the
+    gradients, so it runs after optimizer.step() and before zero_grad(); its orthogonality regulariser keeps P
+    and Q near-orthogonal so masking a singular value is a clean rank cut. peft applies that regulariser only
+    when the model computes the loss itself, and the loop computes its own loss, so it is added here."""
+
+    name = "adalora"
+
+    def __init__(self, peft_model: nn.Module, cfg: MethodConfig | None = None):
+        self.tuner = peft_model.base_model  # AdaLoraModel: update_and_allocate, rankallocator, peft_config
+        self.adapter = self.tuner.trainable_adapter_name
+        self.weight = self.tuner.peft_config[self.adapter].orth_reg_weight
+        self.factors = [("lora_A" in n, p) for n, p in self.tuner.model.named_parameters()
+                        if ("lora_A" in n or "lora_B" in n) and self.adapter in n]
+
+    def penalty(self) -> torch.Tensor | None:
+        if not self.weight or not self.factors:
+            return None
+        total = 0.0
+        for is_a, p in self.factors:  # P (lora_A, r x in) rows and Q (lora_B, out x r) columns near-orthonormal
+            cov = p @ p.T if is_a else p.T @ p
+            total = total + torch.linalg.matrix_norm(cov - torch.eye(cov.shape[0], device=p.device, dtype=p.dtype))
+        return self.weight * total / len(self.factors)
+
+    def after_optimizer_step(self, step: int) -> None:
+        # peft counts steps from 0 (its schedule compares global_step with tinit and total_step - tfinal)
+        self.tuner.update_and_allocate(step - 1)
+
+    def state_dict(self) -> dict:
+        allocator = self.tuner.rankallocator
+        return {"ipt": allocator.ipt, "exp_avg_ipt": allocator.exp_avg_ipt, "exp_avg_unc": allocator.exp_avg_unc,
+                "rank_pattern": self.tuner.peft_config[self.adapter].rank_pattern}
+
+    def load_state_dict(self, state: dict) -> None:
+        allocator = self.tuner.rankallocator
+        allocator.ipt, allocator.exp_avg_ipt, allocator.exp_avg_unc = state["ipt"], state["exp_avg_ipt"], \
+            state["exp_avg_unc"]
+        self.tuner.peft_config[self.adapter].rank_pattern = state["rank_pattern"]
+
+    def summary(self) -> dict:
+        """Ranks left per adapted matrix after reallocation (the budget's outcome)."""
+        pattern = self.tuner.peft_config[self.adapter].rank_pattern or {}
+        return {"adalora_final_ranks": {name: int(sum(mask)) for name, mask in pattern.items()}}
+
+
+def _loraplus(name: str, cfg: MethodConfig) -> float:
+    """LoRA+: lora_B matrices learn `loraplus_lr_ratio` times faster (0 = off)."""
+    ratio = cfg.lora.loraplus_lr_ratio
+    return ratio if ratio and ".lora_B." in name else 1.0
+
+
+def _rewrite_disabled(cfg: MethodConfig) -> bool:
+    named = preset(cfg.lora.target_modules)
+    return named is not None and named.needs_rewrite_disabled
+
+
+LORA = MethodSpec("lora", "peft LoRA and its variants (DoRA, rsLoRA, PiSSA/OLoRA, per-module rank, hybrid)", lora,
+                  mergeable=True, lr_multiplier=_loraplus, moe_rewrite_disabled=_rewrite_disabled)
+QLORA = MethodSpec("qlora", "LoRA on a 4/8-bit bitsandbytes base", lora, mergeable=True,
+                   quantization=quantization_config, lr_multiplier=_loraplus, moe_rewrite_disabled=_rewrite_disabled)
+ADALORA = MethodSpec("adalora", "peft AdaLoRA; the loop reallocates its rank budget", adalora, mergeable=True,
+                     hooks=AdaLoraHook, moe_rewrite_disabled=_rewrite_disabled)
+IA3 = MethodSpec("ia3", "peft IA3 (learned activation scales)", ia3, mergeable=True)

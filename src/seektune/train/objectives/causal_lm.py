@@ -1,4 +1,4 @@
-"""The training objective as a module, so the engine (DDP/FSDP/DeepSpeed) wraps one forward pass.
+"""Causal-LM cross-entropy on the supervised tokens (with term weights and label smoothing).
 
 Cross-entropy is computed only where there is a target: the decoder's hidden states at supervised positions go
 through the output head, instead of projecting every position onto the vocabulary and masking afterwards. On
@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seektune.data.render import IGNORE
+from seektune.train.objectives.base import Objective
 
 
 def _unwrap_peft(model: nn.Module) -> nn.Module:
@@ -31,7 +32,7 @@ def _virtual_tokens(model: nn.Module) -> bool:
     return bool(getattr(config, "is_prompt_learning", False))
 
 
-class CausalLMObjective(nn.Module):
+class CausalLMObjective(Objective):
     """forward(batch) -> (sum of token losses, number of supervised tokens).
 
     use_cache=False is load-bearing: transformers builds the block-diagonal mask for packed rows only when no
@@ -44,12 +45,16 @@ class CausalLMObjective(nn.Module):
     cut off here; prefix tuning adds them as past keys and values only.
     """
 
+    name = "causal_lm"
+
     def __init__(self, model: nn.Module, selective_head: bool = True, label_smoothing: float = 0.0):
-        super().__init__()
-        self.model = model
+        super().__init__(model)
         self.virtual_tokens = _virtual_tokens(model)
         self.selective_head = selective_head and not self.virtual_tokens and supports_selective_head(model)
         self.label_smoothing = label_smoothing
+
+    def describe(self) -> str:
+        return f"causal_lm (selective head: {self.selective_head}, label smoothing: {self.label_smoothing})"
 
     def forward(self, input_ids, targets, position_ids, attention_mask=None, weights=None):
         supervised = targets != IGNORE

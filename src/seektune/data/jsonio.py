@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import codecs
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,32 +174,3 @@ def _category(reason: str) -> str:
     """'turn 12 is 'user', expected ...' and 'turn 2 ...' count as one reason."""
     head = reason.split(" (")[0].split(": ")[0]
     return re.sub(r"\d+", "N", head)
-
-
-class JsonlWriter:
-    """Writes records to `path` through a temporary file renamed into place on success, so a crash never
-    leaves a half-written output over an earlier good one."""
-
-    def __init__(self, path: str | Path, tally: Tally | None = None):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_name(f".{self.path.name}.tmp")
-        self._fh = self._tmp.open("w", encoding="utf-8")
-        self.tally = tally
-        self.count = 0
-
-    def write(self, record: dict) -> None:
-        self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self.count += 1
-        if self.tally is not None:
-            self.tally.records_out += 1
-
-    def __enter__(self) -> "JsonlWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self._fh.close()
-        if exc_type is None:
-            os.replace(self._tmp, self.path)
-        else:
-            self._tmp.unlink(missing_ok=True)

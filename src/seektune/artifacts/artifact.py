@@ -1,0 +1,140 @@
+"""One trained (or packaged) model as seektune hands it around: a directory of a known kind, its base model and
+the method record, and how to load, describe and merge it. Every verb that opens a model comes through
+`open_artifact`; every artifact seektune writes goes through `write_artifact` (built aside, renamed into place).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from seektune.artifacts.kinds import FULL_MODEL, KINDS, ArtifactKind
+from seektune.atomic import publish, staging_dir, write_json
+from seektune.errors import ConfigError, ModelError
+from seektune.models.loading import resolve
+
+METHOD_FILE = "seektune_method.json"  # beside every artifact seektune writes: how it was trained, how to load it
+
+
+@dataclass(frozen=True)
+class Artifact:
+    path: Path            # the artifact directory (a run's final/), or the name of a model not on disk
+    kind: ArtifactKind
+    source: str           # what transformers loads for a self-contained model (directory or hub id)
+
+    @property
+    def info(self) -> dict:
+        path = self.path / METHOD_FILE
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    @property
+    def name(self) -> str:
+        """The run directory's name for a run's final/, else the directory's own name."""
+        return self.path.parent.name if self.path.name == "final" else self.path.name
+
+    @property
+    def base_model(self) -> str | None:
+        return self.kind.base(self.path)
+
+    @property
+    def method(self) -> str:
+        if "method" in self.info:
+            return self.info["method"]
+        if self.kind.name == "peft-adapter":
+            return json.loads((self.path / "adapter_config.json").read_text()).get("peft_type", "?").lower()
+        return self.kind.name
+
+    @property
+    def mergeable(self) -> bool:
+        return bool(self.info.get("mergeable", self.kind.mergeable))
+
+    def describe(self) -> str:
+        return self.kind.describe(self.path) if self.path.is_dir() else self.source
+
+    def load_model(self, dtype: torch.dtype = torch.float32, adapter_name: str = "default"):
+        from transformers import AutoModelForCausalLM
+
+        if self.kind.attach is None:
+            return AutoModelForCausalLM.from_pretrained(self.source, dtype=dtype)
+        base = AutoModelForCausalLM.from_pretrained(resolve(self.base_model), dtype=dtype)
+        return self.kind.attach(base, self.path, adapter_name, self.info)
+
+    def attach_to(self, model, adapter_name: str):
+        """Put this adapter on an already loaded base (several adapters side by side)."""
+        if self.kind.attach is None:
+            raise ModelError(f"{self.path} is a whole model, not an adapter")
+        return self.kind.attach(model, self.path, adapter_name, self.info)
+
+    def load_tokenizer(self):
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(self.source if self.kind.attach is None else str(self.path))
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return tokenizer
+
+    def load(self, dtype: torch.dtype = torch.float32):
+        """(model in eval mode, tokenizer)."""
+        model = self.load_model(dtype)
+        model.eval()
+        return model, self.load_tokenizer()
+
+    def merge(self, out: str | Path) -> Path:
+        """Fold an adapter into its base and save a plain transformers model directory."""
+        if self.kind.attach is None or not self.mergeable:
+            raise ConfigError(f"{self.path}: {self.method} cannot be merged into the base weights "
+                              "(only LoRA-family and IA3 adapters are linear in the weights); serve it with its "
+                              "adapter")
+        merged = self.load_model().merge_and_unload()
+        return write_artifact(Path(out), lambda tmp: merged.save_pretrained(str(tmp)), self.load_tokenizer())
+
+
+def open_artifact(ref: str | Path) -> Artifact:
+    """A run directory (its final/), an adapter or model directory, a packaged name, or a cached hub id."""
+    path = Path(ref)
+    if (path / "final").is_dir():
+        path = path / "final"
+    if not path.is_dir():
+        source = resolve(str(ref))  # packaged name -> its cached directory; otherwise a hub id
+        if not Path(source).is_dir():
+            return Artifact(Path(str(ref)), FULL_MODEL, source)
+        path = Path(source)
+    for kind in KINDS:
+        if kind.detect(path):
+            return Artifact(path, kind, str(path))
+    raise ModelError(f"{path} is not a model or adapter directory (no config.json, adapter_config.json or "
+                     "bottleneck_config.json)")
+
+
+def load_for_inference(ref: str | Path, dtype: torch.dtype = torch.float32):
+    """(model, tokenizer) of any artifact reference, ready to generate."""
+    return open_artifact(ref).load(dtype)
+
+
+def write_artifact(out: Path, write: Callable[[Path], None], tokenizer, info: dict | None = None) -> Path:
+    """Build `out` in a temporary sibling (`write(tmp)`, the method record, the tokenizer), then rename it into
+    place: a crash leaves the previous artifact, never half of one."""
+    tmp = staging_dir(out)
+    write(tmp)
+    if info is not None:
+        write_json(tmp / METHOD_FILE, info)
+    tokenizer.save_pretrained(str(tmp))
+    publish(tmp, out)
+    return out
+
+
+def find(root: str | Path) -> list[Artifact]:
+    """Every adapter under `root`: run directories' final/ and bare adapter directories (not checkpoints)."""
+    root = Path(root)
+    found = []
+    for path in sorted([root, *(p for p in root.rglob("*") if p.is_dir())]):
+        if "checkpoints" in path.parts or path.name.startswith("."):
+            continue
+        kind = next((k for k in KINDS if k.detect(path)), None)
+        if kind is not None and kind.attach is not None:
+            found.append(Artifact(path, kind, str(path)))
+    return found

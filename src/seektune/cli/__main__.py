@@ -1,0 +1,5 @@
+import sys
+
+from seektune.cli import main
+
+sys.exit(main())

@@ -1,0 +1,46 @@
+"""Whole-model helpers that every method and the loop share: the transformer layer list, what trains, and how
+trainable weights are kept."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from seektune.errors import ConfigError
+
+
+def decoder_layers(model: nn.Module) -> nn.ModuleList:
+    """The transformer block list: the ModuleList whose length equals config.num_hidden_layers."""
+    n = getattr(model.config, "num_hidden_layers", None)
+    for _, module in model.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) == n:
+            return module
+    raise ConfigError("cannot find the transformer layer list of this model (freeze, hybrid, bottleneck and "
+                      "layer-wise learning rates need it); its config has no num_hidden_layers matching a ModuleList")
+
+
+def trainable_summary(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts; tied weights counted once."""
+    seen: set[int] = set()
+    trainable = total = 0
+    for p in model.parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        total += p.numel()
+        trainable += p.numel() if p.requires_grad else 0
+    return trainable, total
+
+
+def enable_gradient_checkpointing(model: nn.Module) -> None:
+    """Checkpoint activations; with frozen embeddings the inputs must require grad or no gradient flows back."""
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    if hasattr(model, "enable_input_require_grads"):
+        model.enable_input_require_grads()
+
+
+def float32_master(model: nn.Module) -> None:
+    """Trainable parameters are kept in fp32 so AdamW updates are exact; autocast handles lower-precision compute."""
+    for p in model.parameters():
+        if p.requires_grad and p.dtype != torch.float32:
+            p.data = p.data.float()

@@ -1,0 +1,34 @@
+"""The method registry: every tuning method is one MethodSpec, looked up here by `method.name` and nowhere else.
+
+Adding a method: one module in this package that defines its prepare function (and, if it needs them, its
+save function, loop hook or learning-rate rule) and a MethodSpec; one entry in METHODS below; its settings
+section and name in `seektune.method_config`; one row in tests/e2e/test_methods_matrix.py.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from seektune.errors import ConfigError
+from seektune.method_config import MethodConfig
+from seektune.models.methods import bottleneck, peft_family, virtual_tokens, whole_model
+from seektune.models.methods.spec import MethodSpec, PrepareContext, StepHook
+
+METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
+    whole_model.FULL, whole_model.FREEZE, peft_family.LORA, peft_family.QLORA, peft_family.ADALORA,
+    peft_family.IA3, bottleneck.SPEC, virtual_tokens.PROMPT, virtual_tokens.PREFIX, virtual_tokens.P_TUNING,
+)}
+
+__all__ = ["METHODS", "MethodSpec", "PrepareContext", "StepHook", "get", "prepare"]
+
+
+def get(name: str) -> MethodSpec:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ConfigError(f"method.name: unknown method {name!r}; one of {', '.join(METHODS)}") from None
+
+
+def prepare(model: nn.Module, cfg: MethodConfig, total_steps: int = 1, tokenizer_path: str = "") -> nn.Module:
+    """Set what trains. `total_steps` feeds AdaLoRA's schedule; `tokenizer_path` prompt-tuning text init."""
+    return get(cfg.name).prepare(model, cfg, PrepareContext(total_steps, tokenizer_path))
