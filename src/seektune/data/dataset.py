@@ -56,7 +56,13 @@ class DataReport:
 def _read_all(files: list[DataFile], cfg: DataConfig, report: ReadReport) -> list[tuple[str | None, Record]]:
     records: list[tuple[str | None, Record]] = []
     for f in files:
-        records += [(f.domain, r) for r in read_file(f.path, f.format, cfg.system_prompt, cfg.on_error, report)]
+        skipped_before = sum(report.skipped.values())
+        found = read_file(f.path, f.format, cfg.system_prompt, cfg.on_error, report)
+        if not found:
+            skipped = sum(report.skipped.values()) - skipped_before
+            why = f"all {skipped} records were skipped as malformed" if skipped else "it is empty"
+            raise DataError(f"{f.path}: no usable records ({why})")
+        records += [(f.domain, r) for r in found]
     return records
 
 

@@ -123,6 +123,9 @@ def validate_conversation(messages: Conversation) -> Conversation:
             raise ValueError(f"turn {i + 1} is {m['role']!r}, expected {expected!r} (turns must alternate)")
     if not any(m["role"] == "assistant" for m in body):
         raise ValueError("no assistant turn to learn from")
+    empty = [i + 1 for i, m in enumerate(body) if m["role"] == "assistant" and not m["content"].strip()]
+    if empty:
+        raise ValueError(f"empty answer in turn {empty[0]} (it would teach the model to stop at once)")
     return messages
 
 
