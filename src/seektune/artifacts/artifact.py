@@ -15,7 +15,8 @@ import torch
 from seektune.artifacts.kinds import FULL_MODEL, KINDS, ArtifactKind
 from seektune.atomic import publish, staging_dir, write_json
 from seektune.errors import ConfigError, ModelError
-from seektune.models.loading import resolve
+from seektune.config import ModelConfig
+from seektune.models.loading import load_model, load_tokenizer, resolve
 
 METHOD_FILE = "seektune_method.json"  # beside every artifact seektune writes: how it was trained, how to load it
 
@@ -56,11 +57,11 @@ class Artifact:
         return self.kind.describe(self.path) if self.path.is_dir() else self.source
 
     def load_model(self, dtype: torch.dtype = torch.float32, adapter_name: str = "default"):
-        from transformers import AutoModelForCausalLM
-
+        """The model (a base with this adapter attached, for adapter kinds); a missing model is a ModelError
+        that says what can be loaded offline."""
         if self.kind.attach is None:
-            return AutoModelForCausalLM.from_pretrained(self.source, dtype=dtype)
-        base = AutoModelForCausalLM.from_pretrained(resolve(self.base_model), dtype=dtype)
+            return load_model(ModelConfig(name_or_path=self.source), dtype)
+        base = load_model(ModelConfig(name_or_path=self.base_model), dtype)
         return self.kind.attach(base, self.path, adapter_name, self.info)
 
     def attach_to(self, model, adapter_name: str):
@@ -70,9 +71,12 @@ class Artifact:
         return self.kind.attach(model, self.path, adapter_name, self.info)
 
     def load_tokenizer(self):
+        """The artifact's own tokenizer (adapters are saved with theirs), pad token set."""
+        if self.kind.attach is None:
+            return load_tokenizer(ModelConfig(name_or_path=self.source))
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(self.source if self.kind.attach is None else str(self.path))
+        tokenizer = AutoTokenizer.from_pretrained(str(self.path))
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         return tokenizer

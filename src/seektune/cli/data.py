@@ -207,7 +207,9 @@ def register(sub) -> None:
 
     p = steps.add_parser("convert", help="alpaca / sharegpt / openai / text, or triples from a template")
     _common(p)
-    p.add_argument("--to", choices=("alpaca", "sharegpt", "openai", "text"), help="target format")
+    from seektune.data.pipeline.convert import TARGETS
+
+    p.add_argument("--to", choices=TARGETS, help="target format")
     p.add_argument("--template", type=Path, help="JSON template building instruction/input/output from fields")
     p.set_defaults(func=cmd_convert)
 
