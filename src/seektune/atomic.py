@@ -42,9 +42,14 @@ def publish(tmp: Path, final: Path) -> None:
     fsync_dir(final.parent)
 
 
+def staging_path(final: Path) -> Path:
+    """The temporary sibling `final` is built in before `publish` (hidden, so listings skip it)."""
+    return final.with_name(f".{final.name}-tmp")
+
+
 def staging_dir(final: Path) -> Path:
-    """An empty temporary sibling of `final` to build it in (hidden, so listings skip it)."""
-    tmp = final.with_name(f".{final.name}-tmp")
+    """staging_path(final), created empty."""
+    tmp = staging_path(final)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     return tmp

@@ -33,9 +33,9 @@ class Scored:
 def read_heldout(path: Path, system_prompt: str | None = None) -> list[Example]:
     """The held-out questions; each needs a reference and a key fact (errors name file:line)."""
     examples = load_examples(path, system_prompt)
-    missing = [e.index + 1 for e in examples if not e.key_fact]
-    if missing:
-        raise DataError(f"{path}: records {missing[:5]} have no key_fact (need question, reference, key_fact)")
+    missing = next((e for e in examples if not e.key_fact), None)
+    if missing is not None:
+        raise DataError(f"{missing.where}: no key_fact (each held-out record needs question, reference, key_fact)")
     return examples
 
 

@@ -12,7 +12,8 @@ import torch
 
 from seektune.artifacts.artifact import Artifact, open_artifact, write_artifact
 from seektune.errors import ConfigError, ModelError
-from seektune.models.loading import resolve
+from seektune.config import ModelConfig
+from seektune.models.loading import load_model, resolve
 
 COMBINATIONS = ("linear", "cat", "svd", "ties", "ties_svd", "dare_linear", "dare_ties", "magnitude_prune")
 
@@ -20,9 +21,10 @@ COMBINATIONS = ("linear", "cat", "svd", "ties", "ties_svd", "dare_linear", "dare
 def load_many(refs: list[str | Path], dtype: torch.dtype = torch.float32):
     """One base with several peft adapters, named after their run directories; `set_adapter(name)` picks one.
     Returns (model, names)."""
-    from transformers import AutoModelForCausalLM
+    return _side_by_side([open_artifact(r) for r in refs], dtype)
 
-    artifacts = [open_artifact(r) for r in refs]
+
+def _side_by_side(artifacts: list[Artifact], dtype: torch.dtype = torch.float32):
     if any(a.kind.name != "peft-adapter" for a in artifacts):
         raise ModelError("load several adapters: every path must be a peft adapter (run dir or adapter dir)")
     bases = {resolve(a.base_model) for a in artifacts}
@@ -31,7 +33,7 @@ def load_many(refs: list[str | Path], dtype: torch.dtype = torch.float32):
     names = [a.name for a in artifacts]
     if len(set(names)) != len(names):
         raise ModelError(f"adapter names must differ (they come from the directory names): {names}")
-    model = AutoModelForCausalLM.from_pretrained(bases.pop(), dtype=dtype)
+    model = load_model(ModelConfig(name_or_path=bases.pop()), dtype)
     for artifact, name in zip(artifacts, names):
         model = artifact.attach_to(model, name)
     model.eval()
@@ -50,8 +52,8 @@ def combine(refs: list[str | Path], out: str | Path, weights: list[float] | None
         raise ConfigError(f"{len(weights)} weights for {len(refs)} adapters")
     if combination.startswith(("ties", "dare", "magnitude")) and density is None:
         raise ConfigError(f"--density is required for {combination} (fraction of each adapter's weights kept)")
-    model, names = load_many(refs)
     artifacts = [open_artifact(r) for r in refs]
+    model, names = _side_by_side(artifacts)
     new = "default" if "default" not in names else "combined"
     try:
         model.add_weighted_adapter(names, weights, new, combination_type=combination, density=density)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -27,8 +28,9 @@ class Artifact:
     kind: ArtifactKind
     source: str           # what transformers loads for a self-contained model (directory or hub id)
 
-    @property
+    @cached_property
     def info(self) -> dict:
+        """The method record (seektune_method.json), read once; {} for artifacts seektune did not write."""
         path = self.path / METHOD_FILE
         return json.loads(path.read_text()) if path.is_file() else {}
 

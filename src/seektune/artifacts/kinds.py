@@ -66,4 +66,3 @@ BOTTLENECK_ADAPTER = ArtifactKind(
 FULL_MODEL = ArtifactKind("full-model", lambda p: (p / "config.json").is_file(), lambda p: None, _describe_model)
 
 KINDS: tuple[ArtifactKind, ...] = (PEFT_ADAPTER, BOTTLENECK_ADAPTER, FULL_MODEL)
-BY_NAME = {k.name: k for k in KINDS}

@@ -8,15 +8,12 @@
 
 from __future__ import annotations
 
-import logging
 import shutil
 from pathlib import Path
 
 from seektune import config as config_io
 from seektune.config import Config
 from seektune.errors import CheckpointError, ConfigError
-
-log = logging.getLogger("seektune.run")
 
 
 class RunDir:

@@ -23,33 +23,34 @@ class Example:
     key_fact: str | None = None
     label: str | None = None
     meta: dict = field(default_factory=dict)
+    where: str = ""             # file:line of the record
 
     @property
     def question(self) -> str:
         return self.messages[-1]["content"]
 
 
-def _example(index: int, record: dict, system_prompt: str | None) -> Example:
+def _example(index: int, record: dict, system_prompt: str | None, where: str) -> Example:
     system = [{"role": "system", "content": system_prompt}] if system_prompt else []
     if "question" in record:
         if not isinstance(record.get("reference", record.get("label")), str):
             raise ValueError("a {question, ...} record needs a string reference (or label)")
         reference = record.get("reference", record.get("label"))
         return Example(index, system + [{"role": "user", "content": record["question"]}], reference,
-                       record.get("key_fact"), record.get("label"), record.get("metadata") or {})
+                       record.get("key_fact"), record.get("label"), record.get("metadata") or {}, where)
     content = normalise(record, "auto", system_prompt)
     if isinstance(content, str):
         raise ValueError("a plain text record has no reference answer (use it in a perplexity task)")
     last = max(i for i, m in enumerate(content) if m["role"] == "assistant")
     return Example(index, content[:last], content[last]["content"], record.get("key_fact"),
-                   record.get("label"), record.get("metadata") or {})
+                   record.get("label"), record.get("metadata") or {}, where)
 
 
 def load_examples(path: str | Path, system_prompt: str | None = None, limit: int = 0) -> list[Example]:
     examples = []
     for item in read_records([Path(path)], Tally()):
         try:
-            examples.append(_example(len(examples), item.record, system_prompt))
+            examples.append(_example(len(examples), item.record, system_prompt, item.where))
         except (ValueError, KeyError) as exc:
             raise DataError(f"{item.where}: {exc}") from None
         if limit and len(examples) >= limit:

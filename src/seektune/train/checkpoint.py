@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from seektune.atomic import publish, sha256
+from seektune.atomic import publish, sha256, staging_path
 from seektune.errors import CheckpointError
 
 MARKER = "COMPLETE"
@@ -76,8 +76,8 @@ def step_dir(root: Path, step: int) -> Path:
 
 
 def tmp_dir(root: Path, step: int) -> Path:
-    """Where a checkpoint is built before it is renamed to step_dir (atomic.staging_dir's name for it)."""
-    return root / f".step-{step}-tmp"
+    """Where a checkpoint is built before it is renamed to step_dir."""
+    return staging_path(step_dir(root, step))
 
 
 def write_process_state(tmp: Path, rank: int, rng: dict) -> None:

@@ -91,7 +91,7 @@ def _save_checkpoint(accelerator, root: Path, step: int, model, optimizer, sched
                      hook_state: dict):
     tmp = checkpoint.tmp_dir(root, step)
     if accelerator.is_main_process:
-        staging_dir(checkpoint.step_dir(root, step))  # creates `tmp`, empty
+        staging_dir(checkpoint.step_dir(root, step))  # `tmp`, created empty
     accelerator.wait_for_everyone()
     if accelerator.distributed_type in _SHARDED:
         accelerator.save_state(str(tmp / "engine"))  # sharded engines keep their own format

@@ -123,6 +123,5 @@ def load(model: nn.Module, directory: str | Path) -> nn.Module:
 
 
 SPEC = MethodSpec(
-    "bottleneck", "Houlsby bottleneck adapters after attention and/or MLP blocks (seektune's own format)",
-    lambda model, cfg, ctx: attach(model, cfg.bottleneck), artifact="bottleneck-adapter",
+    "bottleneck", lambda model, cfg, ctx: attach(model, cfg.bottleneck), artifact="bottleneck-adapter",
     save=lambda model, cfg, directory, base: save(model, cfg.bottleneck, directory, base))

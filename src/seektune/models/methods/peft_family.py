@@ -22,17 +22,23 @@ from seektune.models.methods.spec import MethodSpec, PrepareContext, StepHook
 _INIT = {"default": True, "gaussian": "gaussian", "pissa": "pissa", "olora": "olora"}
 
 
-def _targets(model: nn.Module, cfg: MethodConfig) -> tuple[str | list[str], list[str], bool]:
-    """(target_modules, target_parameters, disable peft's MoE rewrite) for the lora section."""
+def _rewrite_disabled(cfg: MethodConfig) -> bool:
+    """The targets are a DeepSeek preset that adapts the dense MLP or shared experts (see models/deepseek.py)."""
+    named = preset(cfg.lora.target_modules)
+    return named is not None and named.needs_rewrite_disabled
+
+
+def _targets(model: nn.Module, cfg: MethodConfig) -> tuple[str | list[str], list[str]]:
+    """(target_modules, target_parameters) for the lora section, DeepSeek presets expanded."""
     lora = cfg.lora
     targets, params = lora.target_modules, list(lora.target_parameters)
     named = preset(targets)
     if named is None:
-        return targets, params, False
+        return targets, params
     if getattr(model.config, "model_type", "") not in ("deepseek_v2", "deepseek_v3"):
         raise ConfigError(f"method.lora.target_modules: preset '{targets}' is for DeepSeek-V2/V3 models, "
                           f"not {getattr(model.config, 'model_type', type(model).__name__)}")
-    return named.target_regex() or [], params + list(named.parameters), named.needs_rewrite_disabled
+    return named.target_regex() or [], params + list(named.parameters)
 
 
 def _hybrid_layers(model: nn.Module, full_layers: int) -> tuple[list[str], str]:
@@ -76,7 +82,7 @@ def lora(model: nn.Module, cfg: MethodConfig, ctx: PrepareContext) -> nn.Module:
     from peft import LoraConfig
 
     c = cfg.lora
-    targets, params, rewrite_disabled = _targets(model, cfg)
+    targets, params = _targets(model, cfg)
     full_modules, excluded = _hybrid_layers(model, c.full_layers) if c.full_layers else ([], None)
     peft_cfg = LoraConfig(
         r=c.r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout,
@@ -86,7 +92,7 @@ def lora(model: nn.Module, cfg: MethodConfig, ctx: PrepareContext) -> nn.Module:
         use_dora=c.use_dora, use_rslora=c.use_rslora, init_lora_weights=_INIT[c.init],
         rank_pattern=dict(c.rank_pattern), alpha_pattern=dict(c.alpha_pattern), task_type="CAUSAL_LM",
     )
-    return wrap(model, peft_cfg, "lora", rewrite_disabled)
+    return wrap(model, peft_cfg, "lora", _rewrite_disabled(cfg))
 
 
 def adalora(model: nn.Module, cfg: MethodConfig, ctx: PrepareContext) -> nn.Module:
@@ -94,7 +100,7 @@ def adalora(model: nn.Module, cfg: MethodConfig, ctx: PrepareContext) -> nn.Modu
     from peft import AdaLoraConfig
 
     a, c, total_steps = cfg.adalora, cfg.lora, ctx.total_steps
-    targets, params, rewrite_disabled = _targets(model, cfg)
+    targets, params = _targets(model, cfg)
     if params:
         raise ConfigError("method.adalora: peft's AdaLoRA cannot adapt fused parameters (target_parameters); "
                           "use module targets such as deepseek-attention")
@@ -108,7 +114,7 @@ def adalora(model: nn.Module, cfg: MethodConfig, ctx: PrepareContext) -> nn.Modu
         lora_dropout=c.lora_dropout, target_modules=targets, modules_to_save=c.modules_to_save or None,
         task_type="CAUSAL_LM",
     )
-    return wrap(model, peft_cfg, "adalora", rewrite_disabled)
+    return wrap(model, peft_cfg, "adalora", _rewrite_disabled(cfg))
 
 
 def ia3(model: nn.Module, cfg: MethodConfig, ctx: PrepareContext) -> nn.Module:
@@ -186,15 +192,8 @@ def _loraplus(name: str, cfg: MethodConfig) -> float:
     return ratio if ratio and ".lora_B." in name else 1.0
 
 
-def _rewrite_disabled(cfg: MethodConfig) -> bool:
-    named = preset(cfg.lora.target_modules)
-    return named is not None and named.needs_rewrite_disabled
-
-
-LORA = MethodSpec("lora", "peft LoRA and its variants (DoRA, rsLoRA, PiSSA/OLoRA, per-module rank, hybrid)", lora,
-                  mergeable=True, lr_multiplier=_loraplus, moe_rewrite_disabled=_rewrite_disabled)
-QLORA = MethodSpec("qlora", "LoRA on a 4/8-bit bitsandbytes base", lora, mergeable=True,
-                   quantization=quantization_config, lr_multiplier=_loraplus, moe_rewrite_disabled=_rewrite_disabled)
-ADALORA = MethodSpec("adalora", "peft AdaLoRA; the loop reallocates its rank budget", adalora, mergeable=True,
-                     hooks=AdaLoraHook, moe_rewrite_disabled=_rewrite_disabled)
-IA3 = MethodSpec("ia3", "peft IA3 (learned activation scales)", ia3, mergeable=True)
+LORA = MethodSpec("lora", lora, mergeable=True, lr_multiplier=_loraplus, moe_rewrite_disabled=_rewrite_disabled)
+QLORA = MethodSpec("qlora", lora, mergeable=True, quantization=quantization_config, lr_multiplier=_loraplus,
+                   moe_rewrite_disabled=_rewrite_disabled)  # LoRA on a 4/8-bit bitsandbytes base
+ADALORA = MethodSpec("adalora", adalora, mergeable=True, hooks=AdaLoraHook, moe_rewrite_disabled=_rewrite_disabled)
+IA3 = MethodSpec("ia3", ia3, mergeable=True)

@@ -48,7 +48,6 @@ class StepHook:
 @dataclass(frozen=True)
 class MethodSpec:
     name: str
-    summary: str
     prepare: Callable[[nn.Module, MethodConfig, PrepareContext], nn.Module]
     artifact: str = "peft-adapter"   # the kind of final/ (seektune.artifacts.kinds): peft-adapter, full-model...
     mergeable: bool = False          # linear in the weights: `seektune merge` folds it into the base

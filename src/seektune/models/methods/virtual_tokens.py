@@ -41,6 +41,6 @@ def p_tuning(model: nn.Module, cfg: MethodConfig, ctx: PrepareContext) -> nn.Mod
                 "prompt")
 
 
-PROMPT = MethodSpec("prompt", "prompt tuning: learned input embeddings", prompt)
-PREFIX = MethodSpec("prefix", "prefix tuning: learned keys and values in every layer", prefix)
-P_TUNING = MethodSpec("p_tuning", "P-tuning: virtual tokens from a small prompt encoder", p_tuning)
+PROMPT = MethodSpec("prompt", prompt)        # learned input embeddings
+PREFIX = MethodSpec("prefix", prefix)        # learned keys and values in every layer
+P_TUNING = MethodSpec("p_tuning", p_tuning)  # virtual tokens from a small prompt encoder

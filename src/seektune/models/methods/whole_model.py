@@ -37,6 +37,5 @@ def prepare_freeze(model: nn.Module, cfg: MethodConfig, ctx: PrepareContext) -> 
     return model
 
 
-FULL = MethodSpec("full", "every parameter trains", prepare_full, artifact="full-model")
-FREEZE = MethodSpec("freeze", "the last N transformer layers + final norm (+ head, embeddings) train",
-                    prepare_freeze, artifact="full-model")
+FULL = MethodSpec("full", prepare_full, artifact="full-model")
+FREEZE = MethodSpec("freeze", prepare_freeze, artifact="full-model")
