@@ -57,6 +57,31 @@ def test_training_prefix_is_token_for_token_the_inference_prompt(deepseek_tok, t
     assert sample.input_ids[: first + 1] == tok(prompt, add_special_tokens=False)["input_ids"]
 
 
+MULTI = [*CONV, {"role": "user", "content": "Where is it?"}, {"role": "assistant", "content": "Room 4."}]
+
+
+@pytest.mark.parametrize("template", ["chatml", "deepseek-r1", "deepseek-v3", "llama3", "qwen2.5"])
+def test_the_serving_prompt_is_token_for_token_the_training_prefix_of_every_turn(deepseek_tok, template):
+    """What `seektune serve` / chat / eval feed (Renderer.prompt_ids) for a conversation so far is exactly the
+    start of the training sample that supervises the next answer, multi-turn and for history-rewriting templates."""
+    import copy
+
+    tok = copy.deepcopy(deepseek_tok)
+    tok.chat_template = named_template(template)
+    renderer = Renderer(tok, 1024)
+    checked = 0
+    for i, message in enumerate(MULTI):
+        if message["role"] != "assistant":
+            continue
+        sample = renderer.conversation(MULTI[: i + 1])[-1]
+        prompt = renderer.prompt_ids(MULTI[:i])
+        assert sample.input_ids[: len(prompt)] == prompt
+        assert sample.targets[len(prompt) - 2] == IGNORE          # the prompt's own last token is not taught
+        assert sample.targets[len(prompt) - 1] != IGNORE          # the very next token is the answer's first
+        checked += 1
+    assert checked == 3
+
+
 def test_deepseek_v3_template(deepseek_tok):
     """The official V3 template opens answers with <think> and drops reasoning from history, like R1."""
     renderer = Renderer(deepseek_tok, 512)

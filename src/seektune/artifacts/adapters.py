@@ -18,18 +18,19 @@ from seektune.models.loading import load_model, resolve
 COMBINATIONS = ("linear", "cat", "svd", "ties", "ties_svd", "dare_linear", "dare_ties", "magnitude_prune")
 
 
-def load_many(refs: list[str | Path], dtype: torch.dtype = torch.float32):
+def load_many(refs: list[str | Path], dtype: torch.dtype = torch.float32, base: str | None = None):
     """One base with several peft adapters, named after their run directories; `set_adapter(name)` picks one.
-    Returns (model, names)."""
-    return _side_by_side([open_artifact(r) for r in refs], dtype)
+    `base` replaces the base the adapters record (a moved or renamed copy of it). Returns (model, names)."""
+    return _side_by_side([open_artifact(r) for r in refs], dtype, base)
 
 
-def _side_by_side(artifacts: list[Artifact], dtype: torch.dtype = torch.float32):
+def _side_by_side(artifacts: list[Artifact], dtype: torch.dtype = torch.float32, base: str | None = None):
     if any(a.kind.name != "peft-adapter" for a in artifacts):
         raise ModelError("load several adapters: every path must be a peft adapter (run dir or adapter dir)")
-    bases = {resolve(a.base_model) for a in artifacts}
+    bases = {resolve(base)} if base else {resolve(a.base_model) for a in artifacts}
     if len(bases) != 1:
-        raise ModelError(f"the adapters were trained on different bases: {sorted(bases)}")
+        raise ModelError(f"the adapters were trained on different bases: {sorted(bases)}; pass the one base to "
+                         "load them on")
     names = [a.name for a in artifacts]
     if len(set(names)) != len(names):
         raise ModelError(f"adapter names must differ (they come from the directory names): {names}")

@@ -15,7 +15,8 @@ import torch
 
 from seektune.artifacts.kinds import FULL_MODEL, KINDS, ArtifactKind
 from seektune.atomic import publish, staging_dir, write_json
-from seektune.errors import ConfigError, ModelError
+from seektune.data.render import end_of_turn_ids
+from seektune.errors import ConfigError, DataError, ModelError
 from seektune.config import ModelConfig
 from seektune.models.loading import load_model, load_tokenizer, resolve
 
@@ -126,11 +127,34 @@ def write_artifact(out: Path, write: Callable[[Path], None], tokenizer, info: di
     place: a crash leaves the previous artifact, never half of one."""
     tmp = staging_dir(out)
     write(tmp)
+    if (tmp / "config.json").is_file():
+        _stop_at_end_of_turn(tmp, tokenizer)
     if info is not None:
         write_json(tmp / METHOD_FILE, info)
     tokenizer.save_pretrained(str(tmp))
     publish(tmp, out)
     return out
+
+
+def _stop_at_end_of_turn(model_dir: Path, tokenizer) -> None:
+    """Make `generation_config.eos_token_id` hold the template's end-of-turn token, so transformers pipelines,
+    vLLM, TGI and llama.cpp stop where seektune's own generation stops (base configs often name only the
+    pre-training EOS)."""
+    from transformers import GenerationConfig
+
+    try:
+        stops = end_of_turn_ids(tokenizer)
+    except DataError:  # no chat template: nothing but EOS ends a turn
+        return
+    path = model_dir / "generation_config.json"
+    config = GenerationConfig.from_pretrained(str(model_dir)) if path.is_file() else \
+        GenerationConfig.from_model_config(json.loads((model_dir / "config.json").read_text()))
+    eos = config.eos_token_id
+    eos = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    if set(stops) <= eos:
+        return
+    config.eos_token_id = sorted(eos | set(stops))
+    config.save_pretrained(str(model_dir))
 
 
 def find(root: str | Path) -> list[Artifact]:

@@ -137,6 +137,14 @@ class Renderer:
         self.stats.samples += 1
         return Sample(ids, targets, shifted)
 
+    def prompt_ids(self, messages: Conversation) -> list[int]:
+        """The prompt for the next assistant turn, token for token as training fed it: earlier turns pieced and
+        tokenised as `conversation` does (per turn for templates that rewrite history), then the generation prompt."""
+        turns = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+        joined = self._segments([*messages, {"role": "assistant", "content": ""}], [*turns, len(messages)])
+        pieces = [text for text, _ in joined[:-2]] if joined is not None else [self._render(messages, True)]
+        return [i for text in pieces if text for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
+
     def conversation(self, messages: Conversation, where: str = "<memory>") -> list[Sample]:
         assistant = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
         turns = assistant[-1:] if self.train_on == "last_assistant" else assistant

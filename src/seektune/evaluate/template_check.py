@@ -70,7 +70,9 @@ def marked(tokenizer, input_ids: list[int], targets: list[int]) -> str:
 
 
 def check_prefixes(tokenizer, conversations: list[tuple[str, list[dict]]], report: TemplateReport) -> None:
-    renderer = Renderer(tokenizer, max_length=1 << 30, train_on="last_assistant")
+    """Each assistant turn's training sample must start with exactly the prompt inference feeds, and its answer
+    must be supervised from the next token on."""
+    renderer = Renderer(tokenizer, max_length=1 << 30)
     for where, messages in conversations:
         for i, m in enumerate(messages):
             if m["role"] != "assistant":
@@ -79,13 +81,12 @@ def check_prefixes(tokenizer, conversations: list[tuple[str, list[dict]]], repor
             if not samples:
                 continue
             sample = samples[-1]
-            first = next(t for t, target in enumerate(sample.targets) if target != IGNORE) + 1
             prompt = chat_prompt_ids(tokenizer, messages[:i])[0].tolist()
             report.prefix_checked += 1
-            if sample.input_ids[:first] != prompt:
+            if sample.input_ids[:len(prompt)] != prompt or sample.targets[len(prompt) - 1] == IGNORE:
                 report.prefix_mismatches.append(
-                    f"{where} turn {i}: training prefix {tokenizer.decode(sample.input_ids[:first])[-80:]!r} != "
-                    f"inference prompt {tokenizer.decode(prompt)[-80:]!r}")
+                    f"{where} turn {i}: training prefix {tokenizer.decode(sample.input_ids[:len(prompt)])[-80:]!r} "
+                    f"!= inference prompt {tokenizer.decode(prompt)[-80:]!r}")
 
 
 @torch.no_grad()

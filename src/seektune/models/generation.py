@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from seektune.data.render import end_of_turn_ids
+from seektune.data.render import Renderer, end_of_turn_ids
 
 
 def chat_prompt_ids(tokenizer, messages: list[dict]) -> torch.Tensor:
-    """The exact prompt the model saw during training: the template with a generation prompt, no extra specials."""
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    """The exact prompt the model saw during training (the training renderer's pieces, no extra specials)."""
+    return torch.tensor([Renderer(tokenizer, max_length=1 << 30).prompt_ids(messages)])
 
 
 @torch.no_grad()

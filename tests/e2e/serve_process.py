@@ -1,0 +1,44 @@
+"""Start `seektune serve` as a real subprocess on 127.0.0.1 (a free port it picks itself) and stop it; the log
+goes to a file so a chatty server never blocks on a full pipe."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen
+    url: str
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+        return self.process.wait(timeout)
+
+
+def start_server(args: list[str], log: Path, timeout: float = 90) -> ServerProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "SEEKTUNE_API_KEYS": ""}
+    handle = log.open("w")
+    process = subprocess.Popen([sys.executable, "-m", "seektune.cli", "serve", *args, "--port", "0"],
+                               stdout=handle, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(r"on (http://127\.0\.0\.1:\d+)/v1", log.read_text(errors="replace"))
+        if found:
+            return ServerProcess(process, found.group(1), log)
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()}")
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"server did not start in {timeout}s:\n{log.read_text()}")
