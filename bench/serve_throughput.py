@@ -8,6 +8,7 @@ with all cores. Also measured: single-stream decode speed of the adapter merged 
 `timed_generation`, the eval report's latency probe).
 
 Run: python bench/serve_throughput.py [--max-tokens 64] [--levels 1,8,32] [--run runs/clinic-lora]
+     [--dtype float32|bfloat16] [--servers naive,seektune,no-prefix]
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def train_adapter(out: Path, steps: int) -> Path:
 
 
 # -- the naive server: one generate() call at a time -------------------------------------------------------------
-def naive_server(run: str, port: int) -> None:
+def naive_server(run: str, port: int, dtype: str) -> None:
     import torch
     import uvicorn
     from fastapi import FastAPI
@@ -54,7 +55,7 @@ def naive_server(run: str, port: int) -> None:
     from seektune.runtime import set_threads
 
     set_threads()
-    model, tokenizer = load_for_inference(run)
+    model, tokenizer = load_for_inference(run, getattr(torch, dtype))
     model = model.merge_and_unload().eval()
     stops = end_of_turn_ids(tokenizer)
     lock = threading.Lock()
@@ -67,7 +68,8 @@ def naive_server(run: str, port: int) -> None:
                                  max_new_tokens=body["max_tokens"], eos_token_id=stops,
                                  pad_token_id=tokenizer.pad_token_id)
         new = out[0, ids.shape[1]:]
-        return {"choices": [{"message": {"role": "assistant", "content": tokenizer.decode(new, skip_special_tokens=True)}}],
+        text = tokenizer.decode(new, skip_special_tokens=True)
+        return {"choices": [{"message": {"role": "assistant", "content": text}}],
                 "usage": {"prompt_tokens": ids.shape[1], "completion_tokens": int(new.shape[0])}}
 
     @app.post("/v1/chat/completions")
@@ -176,11 +178,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--levels", default="1,8,32")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="weights, both servers")
+    parser.add_argument("--servers", default="naive,seektune,no-prefix", help="which of naive,seektune,no-prefix")
     parser.add_argument("--naive-server", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.naive_server:
-        return naive_server(args.naive_server, args.port)
+        return naive_server(args.naive_server, args.port, args.dtype)
     levels = [int(x) for x in args.levels.split(",")]
     per_level = {level: 2 * level if level > 1 else 6 for level in levels}   # two waves: joins happen
     with tempfile.TemporaryDirectory() as tmp:
@@ -191,16 +195,19 @@ def main() -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             free = s.getsockname()[1]
-        serve = [sys.executable, "-m", "seektune.cli", "serve", run, "--port", "0", "--cache-entries", "0"]
+        serve = [sys.executable, "-m", "seektune.cli", "serve", run, "--port", "0", "--cache-entries", "0",
+                 "--dtype", args.dtype]
         servers = {
-            "naive generate()": [sys.executable, __file__, "--naive-server", run, "--port", str(free)],
-            "seektune serve": serve,
-            "seektune, no prefix reuse": [*serve, "--prefix-cache-mb", "0"],
+            "naive": ("naive generate()", [sys.executable, __file__, "--naive-server", run, "--port", str(free),
+                                           "--dtype", args.dtype]),
+            "seektune": ("seektune serve", serve),
+            "no-prefix": ("seektune, no prefix reuse", [*serve, "--prefix-cache-mb", "0"]),
         }
+        chosen = [servers[key] for key in args.servers.split(",")]
         results = {name: measure(name.split()[0].strip(","), cmd, "clinic-lora", levels, per_level,
-                                 args.max_tokens, tmp) for name, cmd in servers.items()}
+                                 args.max_tokens, tmp) for name, cmd in chosen}
         speeds = merged_vs_unmerged(run, args.max_tokens)
-    naive = results["naive generate()"]
+    naive = results.get("naive generate()") or next(iter(results.values()))
     print("\n| concurrency | server | requests | output tokens | tokens/s | vs naive | p50 latency s | p95 latency s |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|")
     for level in levels:

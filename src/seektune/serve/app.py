@@ -108,6 +108,21 @@ class Gate:
         return replay, None
 
 
+class _EventStream(StreamingResponse):
+    """An SSE response that cancels its generation however the response ends, also when the client leaves
+    before the first event was produced (the event generator then never runs its own cleanup)."""
+
+    def __init__(self, events, gen: Generation):
+        super().__init__(events, media_type="text/event-stream")
+        self.gen = gen
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.gen.request.cancel()
+
+
 def _sse(payload: dict | str) -> str:
     return f"data: {payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)}\n\n"
 
@@ -213,7 +228,7 @@ def create_app(catalog: Catalog, engine: Engine, opts: ServeOptions, keys: ApiKe
         gen = generation(request, served, body, prompt_ids, "chat", split_reasoning=True)
         rid = schemas.new_id("chatcmpl")
         if body.stream:
-            return StreamingResponse(_chat_stream(gen, rid, served.name, body), media_type="text/event-stream")
+            return _EventStream(_chat_stream(gen, rid, served.name, body), gen)
         reasoning, content, done = await _collect(gen)
         return schemas.chat_response(rid, served.name, content, reasoning if gen.reasoning_on else None,
                                      done.finish_reason, schemas.usage(len(prompt_ids), done.completion_tokens))
@@ -233,7 +248,7 @@ def create_app(catalog: Catalog, engine: Engine, opts: ServeOptions, keys: ApiKe
         gen = generation(request, served, body, prompt_ids, "completion", split_reasoning=False)
         rid = schemas.new_id("cmpl")
         if body.stream:
-            return StreamingResponse(_completion_stream(gen, rid, served.name, body), media_type="text/event-stream")
+            return _EventStream(_completion_stream(gen, rid, served.name, body), gen)
         _, content, done = await _collect(gen)
         return schemas.completion_response(rid, served.name, content, done.finish_reason,
                                            schemas.usage(len(prompt_ids), done.completion_tokens))

@@ -24,7 +24,8 @@ class ServeOptions(Section):
     prefix_cache_mb: int = Field(256, ge=0, description="memory for reusing prompt starts' KV (0: off)")
     max_tokens_default: int = Field(512, ge=1, description="completion limit when a chat request sets none")
     request_timeout: float = Field(300.0, gt=0, description="seconds before a request is cut off (504)")
-    rate_limit: int = Field(0, ge=0, description="requests per minute per API key, or in all without keys (0: no limit)")
+    rate_limit: int = Field(0, ge=0,
+                            description="requests per minute per API key, or in all without keys (0: no limit)")
     max_body_kb: int = Field(1024, ge=1, description="largest request body accepted")
     cache_entries: int = Field(1024, ge=0, description="answers to greedy requests kept for repeats (0: off)")
     shutdown_timeout: float = Field(30.0, ge=0, description="seconds in-flight requests get to finish on shutdown")

@@ -6,7 +6,8 @@ import pytest
 from seektune.serve.text import Detokenizer, ReasoningSplit, StopStrings, TextStream
 
 
-@pytest.mark.parametrize("text", ["Code Amber. Extension 4417.", "naïve café — 发热三天，体温 39°C。", "a  b\n\nc"])
+@pytest.mark.parametrize("text", ["Code Amber. Extension 4417.", "naïve café — 发热三天，体温 39°C。",
+                                  "a  b\n\nc"])
 def test_incremental_decoding_equals_whole_decoding(deepseek_tok, text):
     ids = deepseek_tok(text, add_special_tokens=False)["input_ids"]
     detok = Detokenizer(deepseek_tok)
