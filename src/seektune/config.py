@@ -29,7 +29,7 @@ class ModelConfig(Section):
     trust_remote_code: bool = Field(False, description="run modelling code shipped with the checkpoint (off by default)")
     chat_template: str | None = Field(
         None,
-        description="named template (deepseek-v3, deepseek-r1, chatml, llama3, qwen2.5) used when the tokenizer has "
+        description="named template (deepseek-v3, deepseek-r1, chatml, llama3, qwen2.5, qwen3) used when the tokenizer has "
         "none, or to replace its own",
     )
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = Field(
@@ -66,6 +66,11 @@ class DataConfig(Section):
     train_on: Literal["all_assistant", "last_assistant"] = Field(
         "all_assistant", description="which assistant turns are supervised"
     )
+    reasoning: Literal["train", "mask", "drop"] = Field(
+        "train", description="R1-style reasoning in answers: train on it and the answer, keep it as context with "
+        "only the answer supervised (mask), or remove it (drop)")
+    reasoning_field: str | None = Field(
+        None, description="alpaca records: the column holding each answer's reasoning (e.g. reasoning, think)")
     on_error: Literal["raise", "skip"] = Field(
         "raise", description="malformed record: stop with file:line, or skip it and count it"
     )

@@ -41,7 +41,7 @@ def read_heldout(path: Path, system_prompt: str | None = None) -> list[Example]:
 
 def answer_questions(model_ref: str, prompts: list[list[dict]], max_new_tokens: int) -> list[str]:
     model, tokenizer = load_for_inference(model_ref)
-    return [generate(model, tokenizer, messages, max_new_tokens=max_new_tokens) for messages in prompts]
+    return [generate(model, tokenizer, messages, max_new_tokens=max_new_tokens).answer for messages in prompts]
 
 
 def compare(cfg: Config, heldout: Path, max_new_tokens: int = 48) -> list[Scored]:

@@ -61,3 +61,18 @@ def test_an_untrained_model_that_does_not_stop_fails(tmp_path, tiny_llama_dir, c
     out = capsys.readouterr()
     assert "ends its answer with the end-of-turn token: 0/2" in out.out and "NO STOP" in out.out
     assert "template check failed" in out.err
+
+
+def test_the_reported_inline_think_record_is_trained_once_and_checked(tmp_path, capsys):
+    """The issue's reproduction: reasoning inline without a newline after <think>, deepseek-r1 template on
+    tiny-deepseek-v3. The target used to be an empty block followed by a second one, and the check passed."""
+    path = tmp_path / "r1.jsonl"
+    record = {"messages": [{"role": "user", "content": "试用期最长多久？"},
+                           {"role": "assistant", "content": "<think>劳动合同法第十九条规定试用期上限。</think>最长不超过六个月。"}]}
+    path.write_text(json.dumps(record, ensure_ascii=False) + "\n")
+    cfg = write_config(tmp_path, "tiny-deepseek-v3", path, model={"name_or_path": "tiny-deepseek-v3",
+                                                                  "chat_template": "deepseek-r1"})
+    assert main(["check-template", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "<think>\n\u27e6劳动合同法第十九条规定试用期上限。\n</think>\n\n最长不超过六个月。<｜end▁of▁sentence｜>\u27e7" in out
+    assert out.count("<think>") == 1 and "not in later prompts: 1/1 turns" in out

@@ -56,7 +56,7 @@ def test_eval_writes_a_complete_report_and_resumes(eval_setup, monkeypatch):
     config, out = eval_setup
     from seektune.evaluate import runner as runner_module
 
-    real, calls = runner_module.generate_batch, []
+    real, calls = runner_module.generate_answers, []
 
     def crash_on_third_batch(*args, **kwargs):
         calls.append(1)
@@ -64,13 +64,13 @@ def test_eval_writes_a_complete_report_and_resumes(eval_setup, monkeypatch):
             raise KeyboardInterrupt  # what a user's Ctrl-C or a kill looks like to the loop
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(runner_module, "generate_batch", crash_on_third_batch)
+    monkeypatch.setattr(runner_module, "generate_answers", crash_on_third_batch)
     assert main(["eval", str(config)]) == 130
     done_before = len((out / "predictions.jsonl").read_text().splitlines())
     assert done_before == 4  # two batches of two were written before the interruption
 
     calls.clear()
-    monkeypatch.setattr(runner_module, "generate_batch", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    monkeypatch.setattr(runner_module, "generate_answers", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
     assert main(["eval", str(config)]) == 0
     rows = (out / "predictions.jsonl").read_text().splitlines()
     per_model = 2 * (4 + 3 + 1 + 3)  # clean + typo for qa, triage, law, general

@@ -105,7 +105,7 @@ def test_method_trains_saves_reloads_and_merges(tmp_path, tiny_llama_dir, tiny_t
     from seektune.artifacts import load_for_inference
 
     served, tok = load_for_inference(str(run))
-    assert isinstance(generate(served, tok, [{"role": "user", "content": "Which days?"}], max_new_tokens=4), str)
+    assert isinstance(generate(served, tok, [{"role": "user", "content": "Which days?"}], max_new_tokens=4).answer, str)
 
     if mergeable:
         from seektune.artifacts import open_artifact

@@ -114,9 +114,10 @@ def test_r1_multi_turn_splits_per_turn_and_keeps_reasoning_only_in_its_own_targe
     assert renderer.stats.split_for_template == 1
     assert supervised_text(r1_tok, first) == ["add them\n</think>\n\n4<｜end▁of▁sentence｜>"]
     assert supervised_text(r1_tok, second) == ["again\n</think>\n\n6<｜end▁of▁sentence｜>"]
-    # the history of turn 2 is what inference sees: the first answer without its reasoning
+    # the history of turn 2 is what inference sees: the first answer without its reasoning (chat and the server
+    # keep only the answer in the history, as DeepSeek's API asks clients to)
     history = r1_tok.decode(second.input_ids)
-    assert "add them" not in history and "<｜Assistant｜>\n\n4<｜end▁of▁sentence｜>" in history
+    assert "add them" not in history and "<｜Assistant｜>4<｜end▁of▁sentence｜>" in history
     assert history.endswith("<｜Assistant｜><think>\nagain\n</think>\n\n6<｜end▁of▁sentence｜>")
 
 

@@ -9,11 +9,14 @@ def run(args) -> None:
 
     set_threads()
     session = ChatSession.open(args.model, use=args.use, system=args.system, max_new_tokens=args.max_new_tokens,
-                               temperature=args.temperature)
+                               temperature=args.temperature, max_thinking_tokens=args.max_thinking_tokens)
     if session.active:
         print(f"adapter: {session.active}", flush=True)
     if args.prompt is not None:
-        print(session.ask(args.prompt))
+        answer = session.ask(args.prompt)
+        if session.last_reasoning:
+            print(f"[reasoning] {session.last_reasoning}\n[answer]")
+        print(answer)
         return
     print("chat: empty line or Ctrl-D quits, /reset clears the history, /adapter NAME switches adapters")
     while True:
@@ -40,4 +43,7 @@ def register(sub) -> None:
     p.add_argument("--system", help="system message")
     p.add_argument("--max-new-tokens", type=int, default=256, help="generation length limit")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    p.add_argument("--max-thinking-tokens", type=int, default=None,
+                   help="reasoning models: tokens the reasoning may use before </think> is written for it (the "
+                   "answer then gets --max-new-tokens)")
     p.set_defaults(func=run)

@@ -25,6 +25,8 @@ class DataReport:
     dropped_overlength: int = 0
     split_for_template: int = 0
     term_weighted_tokens: int = 0
+    reasoning_tokens: int = 0      # tokens of the reasoning blocks in assistant turns (as rendered)
+    answer_tokens: int = 0         # tokens of the answers themselves, end-of-turn included
 
     def lines(self) -> list[str]:
         out = [
@@ -35,6 +37,8 @@ class DataReport:
         ]
         if self.split_for_template:
             out.append(f"conversations split per turn (template rewrites history): {self.split_for_template}")
+        if self.reasoning_tokens:
+            out.append(f"assistant turns: {self.reasoning_tokens} reasoning tokens, {self.answer_tokens} answer tokens")
         if self.term_weighted_tokens:
             out.append(f"term-weighted answer tokens: {self.term_weighted_tokens}")
         for reason, n in self.read.skipped.items():
@@ -49,7 +53,8 @@ class DataReport:
             "train_rows": self.train_rows, "train_tokens": self.train_tokens,
             "train_supervised_tokens": self.train_supervised_tokens, "truncated": self.truncated,
             "dropped": self.dropped_overlength, "split_for_template": self.split_for_template,
-            "term_weighted_tokens": self.term_weighted_tokens,
+            "term_weighted_tokens": self.term_weighted_tokens, "reasoning_tokens": self.reasoning_tokens,
+            "answer_tokens": self.answer_tokens,
         }
 
 
@@ -57,7 +62,7 @@ def _read_all(files: list[DataFile], cfg: DataConfig, report: ReadReport) -> lis
     records: list[tuple[str | None, Record]] = []
     for f in files:
         skipped_before = sum(report.skipped.values())
-        found = read_file(f.path, f.format, cfg.system_prompt, cfg.on_error, report)
+        found = read_file(f.path, f.format, cfg.system_prompt, cfg.on_error, report, cfg.reasoning_field)
         if not found:
             skipped = sum(report.skipped.values()) - skipped_before
             why = f"all {skipped} records were skipped as malformed" if skipped else "it is empty"
@@ -109,7 +114,7 @@ def build(cfg: DataConfig, tokenizer, seed: int, terms: TermMatcher | None = Non
         random.Random(seed).shuffle(shuffled)
         k = max(1, int(len(shuffled) * cfg.eval_fraction))
         eval_records, train_records = shuffled[:k], shuffled[k:]
-    renderer = Renderer(tokenizer, cfg.max_length, cfg.overlength, cfg.train_on, terms, term_weight)
+    renderer = Renderer(tokenizer, cfg.max_length, cfg.overlength, cfg.train_on, terms, term_weight, cfg.reasoning)
     train_groups, report.train_samples = _rows_by_domain(train_records, renderer, cfg)
     eval_groups, report.eval_samples = _rows_by_domain(eval_records, renderer, cfg)
     if not report.train_samples:
@@ -125,6 +130,8 @@ def build(cfg: DataConfig, tokenizer, seed: int, terms: TermMatcher | None = Non
     report.truncated = renderer.stats.truncated
     report.dropped_overlength = renderer.stats.dropped_overlength
     report.split_for_template = renderer.stats.split_for_template
+    report.reasoning_tokens = renderer.stats.reasoning_tokens
+    report.answer_tokens = renderer.stats.answer_tokens
     report.term_weighted_tokens = sum(w != 1.0 for r in train_rows if r.weights is not None
                                       for w, t in zip(r.weights, r.targets) if t != IGNORE)
     named = {d: rows for d, rows in train_groups.items() if d is not None}

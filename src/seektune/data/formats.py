@@ -1,7 +1,8 @@
 """Read alpaca, ShareGPT, OpenAI-messages and plain-text records from JSON or JSONL into one shape.
 
-A conversation is a list of {"role": system|user|assistant, "content": str}; a text record is a str.
-Every record keeps its file and line so errors point at the exact place.
+A conversation is a list of {"role": system|user|assistant, "content": str}; an assistant message may also
+hold "reasoning" (see data/reasoning.py: every shape of R1-style reasoning is read into that one key). A text
+record is a str. Every record keeps its file and line so errors point at the exact place.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Literal, Union
 
 from seektune.data.jsonio import read_values
+from seektune.data.reasoning import MESSAGE_FIELDS, assistant_message
 from seektune.errors import DataError
 
 _ENCODING_HINT = "convert the file to UTF-8 (for GBK: iconv -f GBK -t UTF-8)"
@@ -63,7 +65,20 @@ def _text(value: object, what: str) -> str:
     return value
 
 
-def _from_alpaca(record: dict) -> Conversation:
+def _separate_reasoning(message: dict) -> object:
+    return next((message[k] for k in MESSAGE_FIELDS if message.get(k) is not None), None)
+
+
+def _turn(role: str, content: str, reasoning: object = None, where: str = "answer") -> dict:
+    """A message of the internal form: assistant answers split from their reasoning, other roles as they are."""
+    if role == "assistant":
+        return assistant_message(content, reasoning, where)
+    if reasoning is not None:
+        raise ValueError(f"{where}: reasoning on a {role} message")
+    return {"role": role, "content": content}
+
+
+def _from_alpaca(record: dict, reasoning_field: str | None = None) -> Conversation:
     messages: Conversation = []
     if record.get("system"):
         messages.append({"role": "system", "content": _text(record["system"], "system")})
@@ -71,17 +86,18 @@ def _from_alpaca(record: dict) -> Conversation:
         if not (isinstance(pair, list) and len(pair) == 2):
             raise ValueError("history must be a list of [question, answer] pairs")
         messages += [{"role": "user", "content": _text(pair[0], "history question")},
-                     {"role": "assistant", "content": _text(pair[1], "history answer")}]
+                     assistant_message(_text(pair[1], "history answer"), where="history answer")]
     prompt = _text(record["instruction"], "instruction")
     extra = record.get("input") or ""
     if extra:
         prompt = f"{prompt}\n\n{_text(extra, 'input')}"
+    reasoning = record.get(reasoning_field) if reasoning_field else None
     messages += [{"role": "user", "content": prompt},
-                 {"role": "assistant", "content": _text(record["output"], "output")}]
+                 assistant_message(_text(record["output"], "output"), reasoning, "output")]
     return messages
 
 
-def _from_sharegpt(record: dict) -> Conversation:
+def _from_sharegpt(record: dict, reasoning_field: str | None = None) -> Conversation:
     turns = record["conversations"]
     if not isinstance(turns, list):
         raise ValueError("conversations must be a list")
@@ -95,11 +111,12 @@ def _from_sharegpt(record: dict) -> Conversation:
         if speaker not in SHAREGPT_ROLES:
             raise ValueError(f"conversations[{i}]: unknown role {speaker!r}; expected one of {sorted(SHAREGPT_ROLES)}")
         content = turn.get("value", turn.get("content"))
-        messages.append({"role": SHAREGPT_ROLES[speaker], "content": _text(content, f"conversations[{i}] text")})
+        messages.append(_turn(SHAREGPT_ROLES[speaker], _text(content, f"conversations[{i}] text"),
+                              _separate_reasoning(turn), f"conversations[{i}]"))
     return messages
 
 
-def _from_openai(record: dict) -> Conversation:
+def _from_openai(record: dict, reasoning_field: str | None = None) -> Conversation:
     messages = record["messages"]
     if not isinstance(messages, list):
         raise ValueError("messages must be a list")
@@ -108,7 +125,8 @@ def _from_openai(record: dict) -> Conversation:
         if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant"):
             role = m.get("role") if isinstance(m, dict) else m
             raise ValueError(f"messages[{i}]: role must be system, user or assistant, got {role!r}")
-        out.append({"role": m["role"], "content": _text(m.get("content"), f"messages[{i}].content")})
+        out.append(_turn(m["role"], _text(m.get("content"), f"messages[{i}].content"), _separate_reasoning(m),
+                         f"messages[{i}]"))
     return out
 
 
@@ -129,8 +147,10 @@ def validate_conversation(messages: Conversation) -> Conversation:
     return messages
 
 
-def normalise(record: object, fmt: Format, system_prompt: str | None = None) -> Union[Conversation, str]:
-    """One raw JSON value -> a validated conversation, or a str for plain text. Raises ValueError with the reason."""
+def normalise(record: object, fmt: Format, system_prompt: str | None = None,
+              reasoning_field: str | None = None) -> Union[Conversation, str]:
+    """One raw JSON value -> a validated conversation, or a str for plain text. Raises ValueError with the reason.
+    `reasoning_field` names the alpaca column that holds the reasoning (e.g. `reasoning`, `think`)."""
     if not isinstance(record, dict):
         raise ValueError(f"record must be a JSON object, got {type(record).__name__}")
     fmt = detect_format(record) if fmt == "auto" else fmt
@@ -138,7 +158,7 @@ def normalise(record: object, fmt: Format, system_prompt: str | None = None) -> 
         if fmt == "text":
             return _text(record["text"], "text")
         convert = {"alpaca": _from_alpaca, "sharegpt": _from_sharegpt, "openai": _from_openai}[fmt]
-        messages = convert(record)
+        messages = convert(record, reasoning_field)
     except KeyError as exc:
         raise ValueError(f"missing field {exc.args[0]!r} for {fmt} format") from None
     if system_prompt and not (messages and messages[0]["role"] == "system"):
@@ -147,7 +167,8 @@ def normalise(record: object, fmt: Format, system_prompt: str | None = None) -> 
 
 
 def read_file(path: str | Path, fmt: Format = "auto", system_prompt: str | None = None,
-              on_error: str = "raise", report: ReadReport | None = None) -> list[Record]:
+              on_error: str = "raise", report: ReadReport | None = None,
+              reasoning_field: str | None = None) -> list[Record]:
     """Read and normalise every record of one file; errors name file:line."""
     path = Path(path)
     if not path.is_file():
@@ -162,7 +183,7 @@ def read_file(path: str | Path, fmt: Format = "auto", system_prompt: str | None 
             report.skip(where, f"invalid JSON: {str(value).split(': ', 1)[-1]}")
             continue
         try:
-            content = normalise(value, fmt, system_prompt)
+            content = normalise(value, fmt, system_prompt, reasoning_field)
         except ValueError as exc:
             if on_error == "raise":
                 raise DataError(f"{where}: {exc}\n(set data.on_error=skip to skip and count bad records)") from None

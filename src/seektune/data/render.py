@@ -10,6 +10,11 @@ preserving: one sequence cannot show turn 1 both with its reasoning (as a target
 history). Such conversations become one sample per assistant turn, each exactly as inference sees it.
 A generation prompt that opens the answer (R1's `<think>\\n`) moves into the prompt; an answer that lacks
 the opener gets an empty reasoning block, as DeepSeek does for non-reasoning data.
+
+Reasoning (an assistant message's "reasoning" key, see data/reasoning.py) is written in the template's own
+shape: after R1/V3's opener as `{reasoning}\\n</think>\\n\\n{answer}`; through the template itself when it renders
+`reasoning_content` (Qwen3); inline as `<think>\\n{reasoning}\\n</think>\\n\\n{answer}` for templates that know
+nothing of reasoning. It is trained on, kept as unsupervised context (`mask`), or dropped.
 """
 
 from __future__ import annotations
@@ -17,11 +22,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from seektune.data.formats import Conversation
+from seektune.data.reasoning import THINK_CLOSE, THINK_OPEN, Mode, split_inline
 from seektune.data.terms import TermMatcher, token_weights
 from seektune.errors import DataError
 
 IGNORE = -100
 _SENTINEL = "\u2063SEEKTUNE_ANSWER\u2063"
+_REASONING_SENTINEL = "\u2063SEEKTUNE_REASONING\u2063"
 
 
 @dataclass
@@ -43,69 +50,132 @@ class RenderStats:
     truncated: int = 0
     dropped_overlength: int = 0
     split_for_template: int = 0
+    reasoning_tokens: int = 0
+    answer_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One assistant turn as text: the prompt inference feeds, then what the model generates (the reasoning
+    block `thought`, possibly empty, and the `answer`), then the template's end-of-turn text."""
+
+    prompt: str
+    thought: str
+    answer: str
+    end: str
 
 
 class Renderer:
     """Turns conversations or plain text into Samples for one tokenizer and max length."""
 
     def __init__(self, tokenizer, max_length: int, overlength: str = "truncate", train_on: str = "all_assistant",
-                 terms: TermMatcher | None = None, term_weight: float = 1.0):
+                 terms: TermMatcher | None = None, term_weight: float = 1.0, reasoning: Mode = "train"):
         if not tokenizer.chat_template:
             raise DataError(
                 "the tokenizer has no chat template; set model.chat_template "
-                "(deepseek-v3, deepseek-r1, chatml, llama3, qwen2.5)"
+                "(deepseek-v3, deepseek-r1, chatml, llama3, qwen2.5, qwen3)"
             )
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.overlength = overlength
         self.train_on = train_on
         self.terms, self.term_weight = terms, term_weight
+        self.reasoning = reasoning
+        self.renders_reasoning = _REASONING_SENTINEL in self.render_text(
+            [{"role": "user", "content": "q"},
+             {"role": "assistant", "content": _SENTINEL, "reasoning_content": _REASONING_SENTINEL}], False)
         if terms is not None and not tokenizer.is_fast:
             raise DataError("train.term_file needs a fast (Rust) tokenizer for character offsets")
         self.stats = RenderStats()
 
-    def _render(self, messages: Conversation, generation_prompt: bool) -> str:
+    def render_text(self, messages: Conversation, generation_prompt: bool) -> str:
+        """The template's text for `messages` (with the generation prompt when asked)."""
         return self.tokenizer.apply_chat_template(
             messages, tokenize=False, add_generation_prompt=generation_prompt
         )
 
-    def answer_parts(self, history: Conversation, answer: str) -> tuple[str, str, str]:
-        """(prompt, answer text the model generates, end-of-turn text) for one assistant turn."""
-        prompt = self._render(history, True)
-        shaped = self._render([*history, {"role": "assistant", "content": _SENTINEL}], False)
+    def answer_parts(self, history: Conversation, answer: str, reasoning: str | None = None) -> Turn:
+        """One assistant turn after `history`, with `reasoning` (or reasoning inline in `answer`) in the
+        template's own shape; `drop` mode leaves it out."""
+        if reasoning is None:
+            reasoning, answer = split_inline(answer)
+        if self.reasoning == "drop":
+            reasoning = None
+        history = history_messages(history)
+        prompt = self.render_text(history, True)
+        turn = {"role": "assistant", "content": _SENTINEL}
+        if self.renders_reasoning and reasoning:
+            turn["reasoning_content"] = reasoning
+        shaped = self.render_text([*history, turn], False)
         if shaped.count(_SENTINEL) != 1:
             raise DataError("the chat template does not render assistant content verbatim")
         before, after = shaped.split(_SENTINEL)
+        # `after` is the end-of-turn marker plus separator whitespace; a template with none ends on EOS
+        end = after if after.strip() else (self.tokenizer.eos_token or "")
+        if before.startswith(prompt):   # the template writes any reasoning block itself (Qwen3), or there is none
+            thought = before[len(prompt):]
+            if not thought and reasoning:   # a template that knows nothing of reasoning: inline, R1's shape
+                thought = f"{THINK_OPEN}\n{reasoning}\n{THINK_CLOSE}\n\n"
+            return Turn(prompt, thought, answer, end)
         if not prompt.startswith(before):
             raise DataError("the chat template's generation prompt does not match how it renders answers")
         opener = prompt[len(before):]  # e.g. R1's "<think>\n" that the prompt already contains
-        if opener and not answer.startswith(opener):
-            if opener.strip() != "<think>":
+        if opener.strip() != THINK_OPEN:
+            if not answer.startswith(opener):
                 raise DataError(f"answers must start with {opener!r}, which this template's prompt ends with")
-            answer = f"{opener}\n</think>\n\n{answer}"
-        # `after` is the end-of-turn marker plus separator whitespace; a template with none ends on EOS
-        end = after if after.strip() else (self.tokenizer.eos_token or "")
-        return prompt, answer[len(opener):], end
+            return Turn(prompt, "", answer[len(opener):], end)
+        return Turn(prompt, f"{reasoning or ''}\n{THINK_CLOSE}\n\n", answer, end)
 
-    def _segments(self, messages: Conversation, turns: list[int]) -> list[tuple[str, bool]] | None:
-        """(text, supervised) pieces with all `turns` in one sequence; None if the template is not prefix-preserving."""
+    def _segments(self, messages: Conversation, turns: list[int]) -> list[tuple[str, bool, str]] | None:
+        """(text, supervised, kind) pieces with all `turns` in one sequence; None if the template is not
+        prefix-preserving. Kinds: prompt, thought, answer, end. The first turn's prompt is pieced exactly as
+        inference pieces it (`prompt_pieces`)."""
         text, segments = "", []
         for i in turns:
-            prompt, answer, end = self.answer_parts(messages[:i], messages[i]["content"])
-            if not prompt.startswith(text):
+            turn = self.answer_parts(messages[:i], messages[i]["content"], messages[i].get("reasoning"))
+            if not turn.prompt.startswith(text):
                 return None
-            marker = end.rstrip()  # the end-of-turn token is learned; separator whitespace after it is context
-            segments += [(prompt[len(text):], False), (answer + marker, True), (end[len(marker):], False)]
-            text = prompt + answer + end
+            marker = turn.end.rstrip()  # the end-of-turn token is learned; separator whitespace after it is context
+            prompt = [turn.prompt[len(text):]] if text else self.prompt_pieces(messages[:i])
+            segments += [(piece, False, "prompt") for piece in prompt]
+            segments += [(turn.thought, self.reasoning != "mask", "thought"), (turn.answer + marker, True, "answer"),
+                         (turn.end[len(marker):], False, "end")]
+            text = turn.prompt + turn.thought + turn.answer + turn.end
         return segments
 
-    def _encode(self, segments: list[tuple[str, bool]], where: str) -> Sample | None:
+    def prompt_pieces(self, messages: Conversation) -> list[str]:
+        """The prompt for the next assistant turn in the pieces it is tokenised in, training and inference alike:
+        the history as a later turn sees it (answers without reasoning), pieced turn by turn where the template
+        is prefix-preserving, else whole; then the generation prompt."""
+        history = history_messages(messages)
+        turns = [i for i, m in enumerate(history) if m["role"] == "assistant"]
+        joined = self._segments([*history, {"role": "assistant", "content": ""}], [*turns, len(history)]) \
+            if turns else None
+        if joined is None:
+            return [self.render_text(history, True)]
+        pieces: list[str] = []
+        last_kind = ""
+        for text, _, kind in joined[:-3]:   # up to the final prompt; a history turn's reasoning block + answer join
+            if kind == "answer" and last_kind == "thought":
+                pieces[-1] += text
+            else:
+                pieces.append(text)
+            last_kind = kind
+        return [p for p in pieces if p]
+
+    def _encode(self, segments: list[tuple[str, bool, str]], where: str) -> Sample | None:
         """Tokenise each piece on its own, so the prompt's tokens are exactly those inference will feed
-        (tokenising the whole text can merge across the prompt/answer boundary, e.g. R1's '<think>\\n' + '\\n')."""
+        (tokenising the whole text can merge across the prompt/answer boundary, e.g. R1's '<think>\\n' + '\\n').
+        A supervised reasoning block and its answer are one piece: the model generates them as one text."""
+        for text, _, kind in segments:
+            if kind == "thought" and text.replace(THINK_OPEN, "").replace(THINK_CLOSE, "").strip():
+                self.stats.reasoning_tokens += len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+            elif kind == "answer":
+                self.stats.answer_tokens += len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
         ids: list[int] = []
         labels: list[int] = []
         weights: list[float] = []
-        for text, supervised in segments:
+        for text, supervised, _ in _merged(segments):
             if not text:
                 continue
             weighted = supervised and self.terms is not None
@@ -138,12 +208,9 @@ class Renderer:
         return Sample(ids, targets, shifted)
 
     def prompt_ids(self, messages: Conversation) -> list[int]:
-        """The prompt for the next assistant turn, token for token as training fed it: earlier turns pieced and
-        tokenised as `conversation` does (per turn for templates that rewrite history), then the generation prompt."""
-        turns = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
-        joined = self._segments([*messages, {"role": "assistant", "content": ""}], [*turns, len(messages)])
-        pieces = [text for text, _ in joined[:-2]] if joined is not None else [self._render(messages, True)]
-        return [i for text in pieces if text for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
+        """The prompt for the next assistant turn, token for token as training fed it (see prompt_pieces)."""
+        return [i for text in self.prompt_pieces(messages)
+                for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
 
     def conversation(self, messages: Conversation, where: str = "<memory>") -> list[Sample]:
         assistant = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
@@ -177,10 +244,36 @@ class Renderer:
         return out
 
 
+def history_messages(messages: Conversation) -> Conversation:
+    """Messages as the history of a later turn: role and content only, assistant answers without their
+    reasoning (separate or inline), so no template can show an earlier turn's thinking to a later one."""
+    out = []
+    for m in messages:
+        content = m["content"]
+        if m["role"] == "assistant":
+            try:
+                content = split_inline(content)[1]
+            except ValueError:
+                pass   # malformed traces are the reader's to report; the text stays as it is
+        out.append({"role": m["role"], "content": content})
+    return out
+
+
+def _merged(segments: list[tuple[str, bool, str]]) -> list[tuple[str, bool, str]]:
+    """A reasoning block joins its answer when both are supervised (one generated text, one tokenisation)."""
+    out: list[tuple[str, bool, str]] = []
+    for text, supervised, kind in segments:
+        if out and out[-1][2] == "thought" and kind == "answer" and out[-1][1] == supervised:
+            out[-1] = (out[-1][0] + text, supervised, kind)
+        else:
+            out.append((text, supervised, kind))
+    return out
+
+
 def end_of_turn_ids(tokenizer) -> list[int]:
     """Token ids that end an assistant turn under this tokenizer's template; generation stops on any of them."""
     renderer = Renderer(tokenizer, max_length=1 << 30)
-    _, _, end = renderer.answer_parts([{"role": "user", "content": "hi"}], "ok")
+    end = renderer.answer_parts([{"role": "user", "content": "hi"}], "ok").end
     ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
     end_ids = tokenizer(end.strip(), add_special_tokens=False)["input_ids"]
     if len(end_ids) == 1:

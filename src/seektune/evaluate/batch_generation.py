@@ -1,5 +1,5 @@
-"""Batched greedy generation (left-padded prompts, each stopped at the template's end-of-turn token), and
-timed single-prompt generation for latency figures."""
+"""Timed single-prompt generation for latency figures (answers themselves come from
+models.generation.generate_answers)."""
 
 from __future__ import annotations
 
@@ -10,24 +10,6 @@ from transformers.generation.streamers import BaseStreamer
 
 from seektune.data.render import end_of_turn_ids
 from seektune.models.generation import chat_prompt_ids
-
-
-@torch.no_grad()
-def generate_batch(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int, temperature: float = 0.0
-                   ) -> list[str]:
-    ids = [chat_prompt_ids(tokenizer, messages)[0] for messages in prompts]
-    width = max(len(x) for x in ids)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(ids), width), dtype=torch.long)
-    for i, x in enumerate(ids):
-        input_ids[i, width - len(x):] = x
-        mask[i, width - len(x):] = 1
-    sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
-    out = model.generate(input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device),
-                         max_new_tokens=max_new_tokens, eos_token_id=end_of_turn_ids(tokenizer), pad_token_id=pad,
-                         **sampling)
-    return [tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in out]
 
 
 class _Clock(BaseStreamer):

@@ -30,6 +30,8 @@ class TaskConfig(Section):
     label_aliases: dict[str, str] = Field(default_factory=dict, description="classification: word -> label")
     high_risk: str | None = Field(None, description="classification: the label whose recall is reported")
     general: bool = Field(False, description="a general-ability task: used for the forgetting check")
+    score_reasoning: bool = Field(False, description="reasoning models: also score the reasoning against the "
+                                  "reference's (the answer alone is scored by default)")
 
     @model_validator(mode="after")
     def _labels(self) -> "TaskConfig":
@@ -44,6 +46,9 @@ class GenerationConfig(Section):
     max_new_tokens: int = Field(64, gt=0, description="answer length limit")
     batch_size: int = Field(4, gt=0, description="prompts generated together (left-padded)")
     temperature: float = Field(0.0, ge=0, description="0 = greedy (default, reproducible)")
+    max_thinking_tokens: int | None = Field(
+        None, gt=0, description="reasoning models: tokens the reasoning may use before </think> is written for it; "
+        "the answer then gets max_new_tokens (None: reasoning and answer share max_new_tokens)")
 
 
 class RobustnessConfig(Section):

@@ -24,6 +24,7 @@ class Example:
     label: str | None = None
     meta: dict = field(default_factory=dict)
     where: str = ""             # file:line of the record
+    reference_reasoning: str | None = None   # the reference answer's reasoning, when the record has one
 
     @property
     def question(self) -> str:
@@ -43,7 +44,7 @@ def _example(index: int, record: dict, system_prompt: str | None, where: str) ->
         raise ValueError("a plain text record has no reference answer (use it in a perplexity task)")
     last = max(i for i, m in enumerate(content) if m["role"] == "assistant")
     return Example(index, content[:last], content[last]["content"], record.get("key_fact"),
-                   record.get("label"), record.get("metadata") or {}, where)
+                   record.get("label"), record.get("metadata") or {}, where, content[last].get("reasoning"))
 
 
 def load_examples(path: str | Path, system_prompt: str | None = None, limit: int = 0) -> list[Example]:

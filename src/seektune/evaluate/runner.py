@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 
 from seektune.artifacts import load_for_inference
 from seektune.atomic import sha256
-from seektune.evaluate.batch_generation import generate_batch, timed_generation
+from seektune.evaluate.batch_generation import timed_generation
+from seektune.models.generation import generate_answers
 from seektune.evaluate.eval_config import EvalConfig, ModelEntry, TaskConfig
 from seektune.evaluate.examples import Example, load_examples, load_records
 from seektune.evaluate.perplexity import perplexity
@@ -122,12 +123,16 @@ class Runner:
         for start in range(0, len(todo), gen.batch_size):
             batch = todo[start:start + gen.batch_size]
             prompts = [e.messages if variant == "clean" else perturbed(e, rob.typo_rate, rob.seed) for e in batch]
-            answers = generate_batch(model, tokenizer, prompts, gen.max_new_tokens, gen.temperature)
+            answers = generate_answers(model, tokenizer, prompts, gen.max_new_tokens, gen.temperature,
+                                       gen.max_thinking_tokens)
             for example, prompt, answer in zip(batch, prompts, answers):
-                self.store.add_prediction({
-                    "model": entry.name, "task": task.name, "variant": variant, "index": example.index, "fp": fp,
-                    "prompt": prompt[-1]["content"], "prediction": answer,
-                    "scores": score_example(task, example, answer)})
+                row = {"model": entry.name, "task": task.name, "variant": variant, "index": example.index, "fp": fp,
+                       "prompt": prompt[-1]["content"], "prediction": answer.answer,
+                       "scores": score_example(task, example, answer.answer, answer.reasoning)}
+                if answer.thought:
+                    row.update(reasoning=answer.reasoning, reasoning_tokens=answer.reasoning_tokens,
+                               think_closed=answer.closed)
+                self.store.add_prediction(row)
             bar.update(len(batch))
         bar.close()
 

@@ -9,8 +9,9 @@ from seektune.evaluate.examples import Example
 from seektune.evaluate.text_metrics import bleu, exact_match, key_fact_match, rouge, token_f1
 
 
-def score_example(task: TaskConfig, example: Example, prediction: str) -> dict:
-    """Scores of one answer; every value is 0-1 and higher is better."""
+def score_example(task: TaskConfig, example: Example, prediction: str, reasoning: str | None = None) -> dict:
+    """Scores of one answer (the final answer: a reasoning model's text after </think>); every value is 0-1 and
+    higher is better. With `score_reasoning`, the reasoning is scored against the reference's too."""
     scores = {"exact_match": exact_match(prediction, example.reference), "f1": token_f1(prediction, example.reference),
               **rouge(prediction, example.reference)}
     if example.key_fact:
@@ -19,6 +20,10 @@ def score_example(task: TaskConfig, example: Example, prediction: str) -> dict:
         cited = citation_scores(prediction, example.reference)
         if cited is not None:
             scores.update(cited)
+    if task.score_reasoning and example.reference_reasoning:
+        thought = rouge(reasoning or "", example.reference_reasoning)
+        scores.update({f"reasoning_{k}": v for k, v in thought.items()},
+                      reasoning_f1=token_f1(reasoning or "", example.reference_reasoning))
     if task.type == "classification":
         rule = LabelRule(task.labels, task.label_pattern, task.label_aliases)
         scores["label"] = rule.extract(prediction)
@@ -45,6 +50,10 @@ def aggregate(task: TaskConfig, examples: list[Example], rows: list[dict]) -> di
         if values:
             metrics[name] = sum(values) / len(values)
     metrics["bleu"] = bleu([r["prediction"] for r in rows], [e.reference for e in examples])
+    thinking = [r for r in rows if "think_closed" in r]
+    if thinking:   # a reasoning model: how long it thought, and how often it finished thinking
+        metrics["reasoning_tokens"] = sum(r["reasoning_tokens"] for r in thinking) / len(thinking)
+        metrics["think_closed"] = sum(bool(r["think_closed"]) for r in thinking) / len(thinking)
     if task.type == "classification":
         predicted = [r["scores"]["label"] for r in rows]
         reference = [(e.label or e.reference).strip() for e in examples]

@@ -20,6 +20,8 @@ class ChatSession:
     temperature: float = 0.0
     history: list[dict] = field(default_factory=list)
     active: str | None = None                           # the adapter in use when several are loaded
+    max_thinking_tokens: int | None = None              # reasoning models: budget before </think> is forced
+    last_reasoning: str | None = None                   # the reasoning behind the last answer (never in history)
 
     @classmethod
     def open(cls, refs: list[str], use: str | None = None, **settings) -> "ChatSession":
@@ -45,17 +47,20 @@ class ChatSession:
         self.reset()
 
     def ask(self, text: str, stream: bool = False) -> str:
-        """Answer `text` given the history so far (printing tokens as they come with `stream`)."""
+        """Answer `text` given the history so far (printing tokens as they come with `stream`). A reasoning
+        model's reasoning is kept in `last_reasoning`; the history holds the answer alone, as DeepSeek's API asks,
+        so earlier thinking never reaches later prompts."""
         streamer = None
         if stream:
             from transformers import TextStreamer
 
             streamer = TextStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         self.history.append({"role": "user", "content": text})
-        answer = generate(self.model, self.tokenizer, self.history, self.max_new_tokens, self.temperature,
-                          streamer=streamer)
-        self.history.append({"role": "assistant", "content": answer})
-        return answer
+        generated = generate(self.model, self.tokenizer, self.history, self.max_new_tokens, self.temperature,
+                             streamer=streamer, max_thinking_tokens=self.max_thinking_tokens)
+        self.last_reasoning = generated.reasoning
+        self.history.append({"role": "assistant", "content": generated.answer})
+        return generated.answer
 
     def command(self, line: str) -> str:
         """`/reset` or `/adapter NAME`; returns what to tell the user."""

@@ -21,6 +21,7 @@ _TRL_FILES = {
     "deepseek-r1": "deepseek_r1_distill.jinja",
     "llama3": "llama3.jinja",
     "qwen2.5": "qwen2_5.jinja",
+    "qwen3": "qwen3.jinja",
 }
 
 NAMES = ("chatml", *_TRL_FILES)

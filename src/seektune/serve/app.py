@@ -189,7 +189,8 @@ def create_app(catalog: Catalog, engine: Engine, opts: ServeOptions, keys: ApiKe
                    route: str, split_reasoning: bool) -> Generation:
         gen = Generation(served, prompt_ids, token_budget(len(prompt_ids), body.token_limit),
                          temperature=body.temperature, top_p=body.top_p, seed=body.seed, stops=body.stops,
-                         route=route, split_reasoning=split_reasoning, engine=engine, cache=cache,
+                         route=route, split_reasoning=split_reasoning,
+                         max_reasoning_tokens=body.max_reasoning_tokens, engine=engine, cache=cache,
                          metrics=metrics, timeout_s=opts.request_timeout, disconnected=request.is_disconnected)
         gen.submit()
         return gen

@@ -14,7 +14,8 @@ from seektune.serve.catalog import ServedModel
 from seektune.serve.engine.base import Engine, Finished, GenerationRequest, QueueFull
 from seektune.serve.errors import ApiError
 from seektune.serve.metrics import Metrics
-from seektune.serve.text import THINK_OPEN, ReasoningSplit, TextStream
+from seektune.data.reasoning import THINK_CLOSE, prompt_opens_reasoning
+from seektune.serve.text import ReasoningSplit, TextStream
 
 _POLL_S = 0.5   # how often a waiting request checks that its client is still there
 
@@ -31,25 +32,37 @@ class Done:
     completion_tokens: int
 
 
+def _thinking_budget(tokenizer, budget: int | None, opened: bool) -> dict:
+    """The engine fields that write `</think>` for a model whose reasoning reaches `budget` tokens."""
+    if budget is None:
+        return {}
+    return {"think_budget": budget, "think_open": opened,
+            "think_close": tuple(tokenizer(f"\n{THINK_CLOSE}\n\n", add_special_tokens=False)["input_ids"]),
+            "think_end": tokenizer.convert_tokens_to_ids(THINK_CLOSE)}
+
+
 class Generation:
     def __init__(self, served: ServedModel, prompt_ids: list[int], max_tokens: int, *, temperature: float,
                  top_p: float, seed: int | None, stops: list[str], route: str, split_reasoning: bool,
+                 max_reasoning_tokens: int | None,
                  engine: Engine, cache: ResponseCache, metrics: Metrics, timeout_s: float,
                  disconnected: Callable[[], Awaitable[bool]]):
         self.served, self.prompt_ids, self.max_tokens = served, prompt_ids, max_tokens
         self.engine, self.cache, self.metrics = engine, cache, metrics
         self.timeout_s, self.disconnected = timeout_s, disconnected
         self.arrived = time.perf_counter()
-        opened = split_reasoning and served.tokenizer.decode(prompt_ids[-4:]).rstrip().endswith(THINK_OPEN)
         self.reasoning_on = split_reasoning and served.reasoning
+        opened = self.reasoning_on and prompt_opens_reasoning(served.tokenizer, prompt_ids)
         self.text = TextStream(served.tokenizer, stops, ReasoningSplit(opened) if self.reasoning_on else None)
-        self.cache_key = cache.key(served.name, prompt_ids, max_tokens, stops, route) if temperature == 0 else None
+        self.cache_key = cache.key(served.name, prompt_ids, max_tokens, stops, route, max_reasoning_tokens) \
+            if temperature == 0 else None
         self.cached = self.cache.get(self.cache_key) if self.cache_key else None
         self._queue: asyncio.Queue = asyncio.Queue()
         loop = asyncio.get_running_loop()
         self.request = GenerationRequest(
             prompt_ids, max_tokens, lambda event: loop.call_soon_threadsafe(self._queue.put_nowait, event),
-            adapter=served.adapter, stop_ids=served.stop_ids, temperature=temperature, top_p=top_p, seed=seed)
+            adapter=served.adapter, stop_ids=served.stop_ids, temperature=temperature, top_p=top_p, seed=seed,
+            **(_thinking_budget(served.tokenizer, max_reasoning_tokens, opened) if self.reasoning_on else {}))
         self.completion_tokens = 0
         self.cut_short: str | None = None   # why the generation ended early: timeout, else the client left
 

@@ -24,8 +24,9 @@ class ResponseCache:
         self.hits = self.misses = 0
 
     @staticmethod
-    def key(model: str, prompt_ids: list[int], max_tokens: int, stops: list[str], route: str) -> tuple:
-        return model, route, tuple(prompt_ids), max_tokens, tuple(stops)
+    def key(model: str, prompt_ids: list[int], max_tokens: int, stops: list[str], route: str,
+            max_reasoning_tokens: int | None = None) -> tuple:
+        return model, route, tuple(prompt_ids), max_tokens, tuple(stops), max_reasoning_tokens
 
     def get(self, key: tuple) -> CachedAnswer | None:
         if self.max_entries <= 0:

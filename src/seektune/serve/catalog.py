@@ -15,11 +15,11 @@ import torch
 
 from seektune.artifacts import load_many, open_artifact
 from seektune.config import ModelConfig
+from seektune.data.reasoning import THINK_CLOSE
 from seektune.data.render import end_of_turn_ids
 from seektune.errors import DataError, ModelError
 from seektune.models.loading import load_model, load_tokenizer
 from seektune.serve.engine.batched import BASE_ADAPTER
-from seektune.serve.text import THINK_CLOSE
 
 log = logging.getLogger("seektune.serve")
 

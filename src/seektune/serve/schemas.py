@@ -52,6 +52,9 @@ class SamplingRequest(_Strict):
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     logit_bias: dict[str, float] | None = None
+    max_reasoning_tokens: int | None = Field(
+        None, ge=0, description="seektune extension for R1-style models: tokens the reasoning may use before "
+        "</think> is written for the model (the answer's tokens count against max_tokens as usual)")
 
     @field_validator("stop")
     @classmethod

@@ -3,7 +3,7 @@ split. Each piece is fed one token's worth at a time and returns only what is sa
 
 from __future__ import annotations
 
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+from seektune.data.reasoning import THINK_CLOSE, THINK_OPEN
 
 
 class Detokenizer:

@@ -222,3 +222,14 @@ def test_a_failed_step_fails_its_rows_and_the_engine_keeps_serving(base, tiny_to
     assert [f.reason for f in failed.finished.values()] == ["error", "error"]
     assert "out of memory" in failed.finished[0].error
     assert after.tokens[0] == _alone(base, ids, 5) and engine.active == 0
+
+
+def test_a_thinking_budget_writes_the_close_for_the_model(base, tiny_tokenizer):
+    ids = _ids(tiny_tokenizer, PROMPTS[1])
+    close = (7, 8, 9)   # stands for "\n</think>\n\n"; 8 for </think>
+    got = _run(BatchedEngine(base, 512), [dict(prompt_ids=ids, max_tokens=9, think_budget=3, think_open=True,
+                                               think_close=close, think_end=8)])
+    tokens = got.tokens[0]
+    assert tokens[:3] == _alone(base, ids, 3) and tuple(tokens[3:6]) == close
+    assert tokens[6:] == _alone(base, ids + tokens[:6], 3)   # the answer goes on from the closed block
+    assert got.finished[0] == Finished("length", 9)

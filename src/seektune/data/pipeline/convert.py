@@ -1,5 +1,6 @@
 """Convert between alpaca, ShareGPT, OpenAI messages and plain {"text","label","metadata"} records, and build
-instruction/input/output triples from a template. Ids and metadata travel with the record."""
+instruction/input/output triples from a template. Ids and metadata travel with the record, and so does
+reasoning: `reasoning_content` on OpenAI/ShareGPT messages, inline `<think>` blocks in alpaca and text."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import string
 from typing import Literal
 
 from seektune.data.formats import normalise
+from seektune.data.reasoning import THINK_CLOSE, THINK_OPEN
 
 Target = Literal["alpaca", "sharegpt", "openai", "text"]
 TARGETS = ("alpaca", "sharegpt", "openai", "text")
@@ -20,7 +22,22 @@ def _carry(source: dict, out: dict) -> dict:
     return out
 
 
+def _inline(message: dict) -> str:
+    """The message's text with its reasoning (if any) as an inline think block, the shape every reader takes."""
+    if not message.get("reasoning"):
+        return message["content"]
+    return f"{THINK_OPEN}\n{message['reasoning']}\n{THINK_CLOSE}\n\n{message['content']}"
+
+
+def _message(message: dict, role_key: str, text_key: str, role: str) -> dict:
+    out = {role_key: role, text_key: message["content"]}
+    if message.get("reasoning"):
+        out["reasoning_content"] = message["reasoning"]
+    return out
+
+
 def to_alpaca(messages: list[dict]) -> dict:
+    messages = [{**m, "content": _inline(m)} for m in messages]
     system = messages[0]["content"] if messages and messages[0]["role"] == "system" else None
     body = messages[1:] if system is not None else messages
     if body and body[-1]["role"] != "assistant":
@@ -44,10 +61,11 @@ def convert(record: dict, target: Target) -> dict:
     if target == "alpaca":
         return _carry(record, to_alpaca(content))
     if target == "openai":
-        return _carry(record, {"messages": content})
+        return _carry(record, {"messages": [_message(m, "role", "content", m["role"]) for m in content]})
     if target == "sharegpt":
         names = {"user": "human", "assistant": "gpt", "system": "system"}
-        return _carry(record, {"conversations": [{"from": names[m["role"]], "value": m["content"]} for m in content]})
+        return _carry(record, {"conversations": [_message(m, "from", "value", names[m["role"]]) for m in content]})
+    content = [{**m, "content": _inline(m)} for m in content]
     body = [m for m in content if m["role"] != "system"]
     if len(body) == 2:
         out = {"text": body[0]["content"], "label": body[1]["content"]}

@@ -1,5 +1,7 @@
 """The text inside a record, whatever its format: read it for dedup and statistics, rewrite it for cleaning,
-privacy and augmentation, while every other field (ids, labels, metadata) passes through untouched."""
+privacy and augmentation, while every other field (ids, labels, metadata) passes through untouched. Reasoning
+counts as text (a message's `reasoning_content`/`reasoning`, an alpaca reasoning column): personal data in a
+model's thinking must be masked like anywhere else."""
 
 from __future__ import annotations
 
@@ -8,8 +10,15 @@ import hashlib
 from typing import Callable
 
 from seektune.data.formats import detect_format, normalise
+from seektune.data.reasoning import MESSAGE_FIELDS
 
 ALPACA_FIELDS = ("system", "instruction", "input", "output")
+ALPACA_REASONING = ("reasoning", "reasoning_content", "think", "thinking")   # columns reasoning sets use
+
+
+def _turn_texts(turn: dict) -> list[str]:
+    return [turn.get("value", turn.get("content")) or ""] + [turn[k] for k in MESSAGE_FIELDS
+                                                             if isinstance(turn.get(k), str) and turn[k]]
 
 
 def kind(record: dict) -> str:
@@ -31,9 +40,10 @@ def texts(record: dict) -> list[str]:
         return [record["text"]]
     if fmt == "alpaca":
         history = [t for pair in record.get("history") or [] for t in pair]
-        return [record[k] for k in ALPACA_FIELDS if record.get(k)] + history
+        return [record[k] for k in (*ALPACA_FIELDS, *ALPACA_REASONING) if isinstance(record.get(k), str)
+                and record[k]] + history
     turns = record["conversations"] if fmt == "sharegpt" else record["messages"]
-    return [t.get("value", t.get("content")) or "" for t in turns]
+    return [text for t in turns for text in _turn_texts(t)]
 
 
 def joined(record: dict) -> str:
@@ -46,11 +56,13 @@ def prompt_and_answer(record: dict) -> tuple[str, str]:
     if fmt == "text":
         return "", record["text"]
     if fmt == "alpaca":
-        return "\n".join(record.get(k) or "" for k in ("instruction", "input")).strip(), record.get("output", "")
+        thought = [record[k] for k in ALPACA_REASONING if isinstance(record.get(k), str) and record[k]]
+        return ("\n".join(record.get(k) or "" for k in ("instruction", "input")).strip(),
+                "\n".join([*thought, record.get("output", "")]))
     turns = record["conversations"] if fmt == "sharegpt" else record["messages"]
     answer_roles = {"gpt", "assistant", "chatgpt", "model", "bing", "bard"}
     prompt = [t.get("value", t.get("content")) or "" for t in turns if t.get("from", t.get("role")) not in answer_roles]
-    answer = [t.get("value", t.get("content")) or "" for t in turns if t.get("from", t.get("role")) in answer_roles]
+    answer = [text for t in turns if t.get("from", t.get("role")) in answer_roles for text in _turn_texts(t)]
     return "\n".join(prompt), "\n".join(answer)
 
 
@@ -61,7 +73,7 @@ def map_texts(record: dict, fn: Callable[[str], str]) -> dict:
     if fmt == "text":
         out["text"] = fn(out["text"])
     elif fmt == "alpaca":
-        for k in ALPACA_FIELDS:
+        for k in (*ALPACA_FIELDS, *ALPACA_REASONING):
             if isinstance(out.get(k), str) and out[k]:
                 out[k] = fn(out[k])
         if out.get("history"):
@@ -69,8 +81,9 @@ def map_texts(record: dict, fn: Callable[[str], str]) -> dict:
     else:
         for turn in out["conversations"] if fmt == "sharegpt" else out["messages"]:
             key = "value" if "value" in turn else "content"
-            if isinstance(turn.get(key), str):
-                turn[key] = fn(turn[key])
+            for k in (key, *MESSAGE_FIELDS):
+                if isinstance(turn.get(k), str) and turn[k]:
+                    turn[k] = fn(turn[k])
     return out
 
 

@@ -40,6 +40,12 @@ class GenerationRequest:
     temperature: float = 0.0            # 0 = greedy
     top_p: float = 1.0
     seed: int | None = None
+    # a thinking budget (R1-style models): after `think_budget` tokens inside the reasoning block, the tokens of
+    # `think_close` ("\n</think>\n\n") are written for the model; `think_end` is the `</think>` token id
+    think_budget: int | None = None
+    think_open: bool = False            # the prompt opened the block
+    think_close: tuple[int, ...] = ()
+    think_end: int | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
 
     def cancel(self) -> None:

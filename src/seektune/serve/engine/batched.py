@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from transformers.cache_utils import DynamicCache
@@ -38,6 +38,8 @@ class _Row:
     last: int = 0            # the token fed at the next step
     started: float = 0.0
     done: bool = False       # Finished was sent
+    thinking: bool = False   # inside a reasoning block that has a budget
+    forced: list[int] = field(default_factory=list)   # tokens written for the model (closing its reasoning)
 
 
 class BatchedEngine(Engine):
@@ -176,7 +178,8 @@ class BatchedEngine(Engine):
         logits = self._forward(ids, mask, positions, cache, [r.adapter for r in requests])
         self._remember_prompts(requests, reuse, rest, cache, cached + width)
         now = time.perf_counter()
-        rows = [_Row(r, make_generator(r.seed), len(r.prompt_ids), started=now) for r in requests]
+        rows = [_Row(r, make_generator(r.seed), len(r.prompt_ids), started=now,
+                     thinking=r.think_budget is not None and r.think_open) for r in requests]
         self._cache, self._mask = kv_batch.join(self._cache, self._mask, cache, mask.to(self.device))
         self._rows += rows
         self._take(rows, logits)
@@ -222,6 +225,7 @@ class BatchedEngine(Engine):
         for row, token in zip(rows, chosen):
             if row.request.cancelled.is_set():
                 continue  # the client is gone; _retire drops the row
+            token = self._budgeted(row, token)
             row.generated += 1
             row.last = token
             if token in row.request.stop_ids:
@@ -230,6 +234,20 @@ class BatchedEngine(Engine):
             row.request.sink(Token(token))
             if row.generated >= row.request.max_tokens or row.length + 1 >= self.context_length:
                 self._finish(row, "length")
+
+    @staticmethod
+    def _budgeted(row: _Row, token: int) -> int:
+        """The token a row takes: its own choice, or the next of the tokens that close an over-budget reasoning."""
+        request = row.request
+        if request.think_budget is None:
+            return token
+        if not row.forced and row.thinking and row.generated >= request.think_budget:
+            row.forced = list(request.think_close)
+        if row.forced:
+            token = row.forced.pop(0)
+        if token == request.think_end:
+            row.thinking = False
+        return token
 
     def _finish(self, row: _Row, reason: str) -> None:
         row.done = True
