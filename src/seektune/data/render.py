@@ -81,12 +81,19 @@ class Renderer:
         self.train_on = train_on
         self.terms, self.term_weight = terms, term_weight
         self.reasoning = reasoning
-        self.renders_reasoning = _REASONING_SENTINEL in self.render_text(
-            [{"role": "user", "content": "q"},
-             {"role": "assistant", "content": _SENTINEL, "reasoning_content": _REASONING_SENTINEL}], False)
+        self.renders_reasoning = self._renders_reasoning()
         if terms is not None and not tokenizer.is_fast:
             raise DataError("train.term_file needs a fast (Rust) tokenizer for character offsets")
         self.stats = RenderStats()
+
+    def _renders_reasoning(self) -> bool:
+        """Whether the template writes an assistant message's `reasoning_content` itself (Qwen3 does)."""
+        probe = [{"role": "user", "content": "q"},
+                 {"role": "assistant", "content": _SENTINEL, "reasoning_content": _REASONING_SENTINEL}]
+        try:
+            return _REASONING_SENTINEL in self.render_text(probe, False)
+        except Exception:  # a template that refuses this probe (e.g. it requires a system turn) does not
+            return False
 
     def render_text(self, messages: Conversation, generation_prompt: bool) -> str:
         """The template's text for `messages` (with the generation prompt when asked)."""
@@ -121,6 +128,9 @@ class Renderer:
             raise DataError("the chat template's generation prompt does not match how it renders answers")
         opener = prompt[len(before):]  # e.g. R1's "<think>\n" that the prompt already contains
         if opener.strip() != THINK_OPEN:
+            if reasoning:
+                raise DataError(f"this template's prompt ends with {opener!r}, not a think block: there is no "
+                                "place for the reasoning (set data.reasoning: drop, or use a template that has one)")
             if not answer.startswith(opener):
                 raise DataError(f"answers must start with {opener!r}, which this template's prompt ends with")
             return Turn(prompt, "", answer[len(opener):], end)
