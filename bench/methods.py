@@ -57,7 +57,7 @@ def _train_file(tmp: Path) -> Path:
 def run_method(name: str, steps: int) -> dict:
     from seektune import config
     from seektune.demo import answer_questions, read_heldout
-    from seektune.evaluate.text_metrics import key_fact_match
+    from seektune.metrics.text import key_fact_match
     from seektune.train.loop import train
 
     overrides, lr, padded = METHODS[name]

@@ -1,4 +1,4 @@
-"""The one typed config tree: model, method, data, train, output.
+"""The one typed config tree: model, method, data, train, objective, output.
 
 Defaults live only here. Unknown keys and bad values fail with a message naming the dotted key
 and, for typos, the closest valid key. `load()` merges YAML with `dotted.key=value` overrides.
@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from seektune.atomic import write_text
 from seektune.method_config import PROMPT_METHODS, MethodConfig
+from seektune.objective_config import ObjectiveConfig
 from seektune.schema import Section, apply_overrides, beside, read_yaml, validate
 from seektune.schema import describe as describe_schema
 
@@ -148,9 +149,6 @@ class TrainConfig(Section):
         None, description="term-weighted loss: a UTF-8 file with one domain term per line (Chinese or English)"
     )
     term_weight: float = Field(1.5, gt=0, description="loss weight of answer tokens that belong to a listed term")
-    objective: Literal["causal_lm"] = Field(
-        "causal_lm", description="training objective: causal_lm (cross-entropy on the supervised answer tokens)"
-    )
     report_to: list[Literal["tensorboard", "wandb", "mlflow", "trackio"]] = Field(
         default_factory=list, description="experiment trackers (offline/local modes), written under "
         "<run>/tracking/: tensorboard, wandb, mlflow, trackio; [] = metrics.jsonl and loss.png only"
@@ -168,6 +166,7 @@ class Config(Section):
     method: MethodConfig = Field(default_factory=MethodConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     @model_validator(mode="after")
@@ -178,6 +177,16 @@ class Config(Section):
             raise ValueError("train.early_stopping_patience needs data.eval files or data.eval_fraction > 0")
         if self.data.domain_reweighting and not self.train.eval_every:
             raise ValueError("data.domain_reweighting updates weights at each evaluation: set train.eval_every")
+        objective = self.objective
+        if objective.name != "causal_lm" and self.method.name in PROMPT_METHODS:
+            raise ValueError(f"objective {objective.name} does not support method {self.method.name} (virtual "
+                             "tokens); use lora, an adapter, full or freeze")
+        if objective.uses_reference and self.method.name in ("full", "freeze", "bottleneck"):
+            what = f"loss {objective.loss}" if objective.name == "dpo" else "its KL term (beta > 0)"
+            raise ValueError(f"objective {objective.name} with {what} compares with a reference model, which a "
+                             "peft adapter gives for free (the base with the adapter switched off); with method "
+                             f"{self.method.name} use " + ("a reference-free loss (simpo, orpo)" if objective.name
+                             == "dpo" else "objective.beta=0") + " or an adapter method (lora, qlora...)")
         if self.method.name in PROMPT_METHODS and self.data.packing:
             raise ValueError(f"data.packing must be false for method {self.method.name}: the virtual tokens are "
                              "prepended to every row, so samples cannot share one")

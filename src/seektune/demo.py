@@ -1,5 +1,5 @@
 """Before/after comparison on held-out questions: the base model's answer next to the tuned one, scored with
-evaluation's own metrics (key-fact match and ROUGE-L, seektune.evaluate.text_metrics).
+evaluation's own metrics (key-fact match and ROUGE-L, seektune.metrics.text).
 
 Held-out file: JSONL with {"question", "reference", "key_fact"} per line, paraphrases of training questions.
 """
@@ -13,8 +13,8 @@ from seektune.artifacts import load_for_inference
 from seektune.atomic import write_json, write_text
 from seektune.config import Config
 from seektune.errors import DataError
-from seektune.evaluate.examples import Example, load_examples
-from seektune.evaluate.text_metrics import key_fact_match, rouge
+from seektune.data.examples import Example, load_examples
+from seektune.metrics.text import key_fact_match, rouge
 from seektune.models.generation import generate
 
 

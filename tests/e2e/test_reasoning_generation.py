@@ -7,7 +7,7 @@ import torch
 from seektune.config import ModelConfig
 from seektune.data.reasoning import THINK_CLOSE
 from seektune.evaluate.eval_config import TaskConfig
-from seektune.evaluate.examples import Example
+from seektune.data.examples import Example
 from seektune.evaluate.scoring import aggregate, score_example
 from seektune.inference.session import ChatSession
 from seektune.models.generation import generate_answers

@@ -59,12 +59,18 @@ class Artifact:
     def describe(self) -> str:
         return self.kind.describe(self.path) if self.path.is_dir() else self.source
 
+    @property
+    def head(self) -> str:
+        """causal_lm, or reward for a reward model (a scalar head instead of the LM head)."""
+        return self.info.get("head", "causal_lm")
+
     def load_model(self, dtype: torch.dtype = torch.float32, adapter_name: str = "default"):
         """The model (a base with this adapter attached, for adapter kinds); a missing model is a ModelError
         that says what can be loaded offline."""
         if self.kind.attach is None:
-            return load_model(ModelConfig(name_or_path=self.source), dtype)
-        base = load_model(ModelConfig(name_or_path=self.base_model), dtype)
+            return load_model(ModelConfig(name_or_path=self.source), dtype, head=self.head)
+        pad = self.load_tokenizer().pad_token_id if self.head == "reward" else None
+        base = load_model(ModelConfig(name_or_path=self.base_model), dtype, head=self.head, pad_token_id=pad)
         return self.kind.attach(base, self.path, adapter_name, self.info)
 
     def attach_to(self, model, adapter_name: str):

@@ -17,7 +17,8 @@ from seektune import schema
 def quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub here; hub ids resolve from the local HF cache
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # force: a library that logged before this point (absl via rouge-score does) has configured the root logger
+    logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
     # peft 0.21.2 calls an API transformers 5.23 deprecated; nothing a user can act on
     warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
     # "bitsandbytes": peft 0.21 imports it on `import peft` whatever the method, and on CPUs with AVX512-BF16 its

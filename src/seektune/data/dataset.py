@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from seektune.config import DataConfig, DataFile
 from seektune.data.batching import Row, pack, unpacked
 from seektune.data.formats import ReadReport, Record, read_file
+from seektune.data.examples import Example, read_examples
+from seektune.data.preference import PreferenceRecord, read_pairs, render_pair
+from seektune.data.prompts import render_prompt
 from seektune.data.render import IGNORE, Renderer, Sample
 from seektune.data.terms import TermMatcher
 from seektune.errors import DataError
@@ -27,12 +30,14 @@ class DataReport:
     term_weighted_tokens: int = 0
     reasoning_tokens: int = 0      # tokens of the reasoning blocks in assistant turns (as rendered)
     answer_tokens: int = 0         # tokens of the answers themselves, end-of-turn included
+    kind: str = "sft"              # sft, pairs or prompts (seektune.data.dataset.KINDS)
 
     def lines(self) -> list[str]:
         out = [
             f"records read: {self.read.read}, skipped: {sum(self.read.skipped.values())}",
             f"train samples: {self.train_samples} in {self.train_rows} rows, eval samples: {self.eval_samples}",
-            f"train tokens: {self.train_tokens} ({self.train_supervised_tokens} supervised)",
+            f"train tokens: {self.train_tokens} ({self.train_supervised_tokens} supervised)" if self.kind != "prompts"
+            else f"train prompt tokens: {self.train_tokens} (answers are sampled during training)",
             f"truncated: {self.truncated}, dropped (too long / nothing supervised): {self.dropped_overlength}",
         ]
         if self.split_for_template:
@@ -54,21 +59,37 @@ class DataReport:
             "train_supervised_tokens": self.train_supervised_tokens, "truncated": self.truncated,
             "dropped": self.dropped_overlength, "split_for_template": self.split_for_template,
             "term_weighted_tokens": self.term_weighted_tokens, "reasoning_tokens": self.reasoning_tokens,
-            "answer_tokens": self.answer_tokens,
+            "answer_tokens": self.answer_tokens, "kind": self.kind,
         }
 
 
-def _read_all(files: list[DataFile], cfg: DataConfig, report: ReadReport) -> list[tuple[str | None, Record]]:
-    records: list[tuple[str | None, Record]] = []
+KINDS = ("sft", "pairs", "prompts")   # what an objective trains on: answers, preference pairs, prompts to sample
+
+
+def _read(f: DataFile, cfg: DataConfig, report: ReadReport, kind: str) -> list:
+    if kind == "pairs":
+        return read_pairs(f.path, cfg.system_prompt, cfg.on_error, report, cfg.reasoning_field)
+    if kind == "prompts":
+        return read_examples(f.path, cfg.system_prompt, cfg.on_error, report)
+    return read_file(f.path, f.format, cfg.system_prompt, cfg.on_error, report, cfg.reasoning_field)
+
+
+def _read_all(files: list[DataFile], cfg: DataConfig, report: ReadReport,
+              kind: str) -> list[tuple[str | None, Record | PreferenceRecord | Example]]:
+    records: list[tuple[str | None, Record | PreferenceRecord | Example]] = []
     for f in files:
         skipped_before = sum(report.skipped.values())
-        found = read_file(f.path, f.format, cfg.system_prompt, cfg.on_error, report, cfg.reasoning_field)
+        found = _read(f, cfg, report, kind)
         if not found:
             skipped = sum(report.skipped.values()) - skipped_before
             why = f"all {skipped} records were skipped as malformed" if skipped else "it is empty"
             raise DataError(f"{f.path}: no usable records ({why})")
         records += [(f.domain, r) for r in found]
     return records
+
+
+def _pair_rows(records: list[PreferenceRecord], renderer: Renderer) -> list:
+    return [row for row in (render_pair(renderer, r) for r in records) if row is not None]
 
 
 def _render(records: list[Record], renderer: Renderer) -> list[Sample]:
@@ -90,14 +111,22 @@ class Datasets:
     eval_domains: dict[str, list[Row]] = field(default_factory=dict)
 
 
-def _rows_by_domain(records: list[tuple[str | None, Record]], renderer: Renderer, cfg: DataConfig
-                    ) -> tuple[dict[str | None, list[Row]], int]:
+def _rows_by_domain(records: list[tuple[str | None, Record]], renderer: Renderer, cfg: DataConfig,
+                    group_size: int) -> tuple[dict[str | None, list[Row]], int]:
     """Rows per domain (packing never mixes domains, so a row's domain is known); also the sample count."""
     groups: dict[str | None, list[Record]] = {}
     for domain, record in records:
         groups.setdefault(domain, []).append(record)
     rows, n_samples = {}, 0
     for domain, group in groups.items():
+        if group and isinstance(group[0], PreferenceRecord):   # pairs: never packed, one unit per pair
+            rows[domain] = _pair_rows(group, renderer)
+            n_samples += 2 * len(rows[domain])
+            continue
+        if group and isinstance(group[0], Example):   # prompts: one unit per sampled completion
+            rows[domain] = [row for row in (render_prompt(renderer, e, group_size) for e in group) if row]
+            n_samples += len(rows[domain])
+            continue
         samples = _render(group, renderer)
         n_samples += len(samples)
         rows[domain] = pack(samples, cfg.max_length) if cfg.packing else unpacked(samples)
@@ -105,18 +134,25 @@ def _rows_by_domain(records: list[tuple[str | None, Record]], renderer: Renderer
 
 
 def build(cfg: DataConfig, tokenizer, seed: int, terms: TermMatcher | None = None,
-          term_weight: float = 1.0) -> Datasets:
-    report = DataReport()
-    train_records = _read_all(cfg.train, cfg, report.read)
-    eval_records = _read_all(cfg.eval, cfg, report.read)
+          term_weight: float = 1.0, kind: str = "sft", group_size: int = 1) -> Datasets:
+    """Rows for training and evaluation. kind "sft": supervised answers (packed or padded); "pairs": preference
+    pairs (prompt, chosen, rejected), each answer supervised alone after the exact inference prompt; "prompts":
+    inference prompts with what reward functions check (key fact, reference), `group_size` samples each."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown data kind {kind!r}")
+    pairs = kind == "pairs"
+    report = DataReport(kind=kind)
+    train_records = _read_all(cfg.train, cfg, report.read, kind)
+    eval_records = _read_all(cfg.eval, cfg, report.read, kind)
     if not eval_records and cfg.eval_fraction > 0:
         shuffled = train_records[:]
         random.Random(seed).shuffle(shuffled)
         k = max(1, int(len(shuffled) * cfg.eval_fraction))
         eval_records, train_records = shuffled[:k], shuffled[k:]
-    renderer = Renderer(tokenizer, cfg.max_length, cfg.overlength, cfg.train_on, terms, term_weight, cfg.reasoning)
-    train_groups, report.train_samples = _rows_by_domain(train_records, renderer, cfg)
-    eval_groups, report.eval_samples = _rows_by_domain(eval_records, renderer, cfg)
+    renderer = Renderer(tokenizer, cfg.max_length, cfg.overlength, cfg.train_on if kind == "sft" else "last_assistant",
+                        terms, term_weight, cfg.reasoning)
+    train_groups, report.train_samples = _rows_by_domain(train_records, renderer, cfg, group_size)
+    eval_groups, report.eval_samples = _rows_by_domain(eval_records, renderer, cfg, group_size)
     if not report.train_samples:
         raise DataError("no training samples left after reading and rendering; see the data report above")
     empty = sorted(d for d, rows in train_groups.items() if d is not None and not rows)
@@ -125,14 +161,17 @@ def build(cfg: DataConfig, tokenizer, seed: int, terms: TermMatcher | None = Non
     train_rows = [r for rows in train_groups.values() for r in rows]
     eval_rows = [r for rows in eval_groups.values() for r in rows]
     report.train_rows = len(train_rows)
-    report.train_tokens = sum(len(r.input_ids) for r in train_rows)
-    report.train_supervised_tokens = sum(r.supervised for r in train_rows)
+    sequences = [s for r in train_rows for s in ((r.chosen, r.rejected) if pairs else (r,))] if kind != "prompts" \
+        else []
+    report.train_tokens = sum(len(r.input_ids) for r in sequences) if kind != "prompts" else \
+        sum(len(r.prompt_ids) for r in train_rows)
+    report.train_supervised_tokens = sum(r.supervised for r in sequences)
     report.truncated = renderer.stats.truncated
     report.dropped_overlength = renderer.stats.dropped_overlength
     report.split_for_template = renderer.stats.split_for_template
     report.reasoning_tokens = renderer.stats.reasoning_tokens
     report.answer_tokens = renderer.stats.answer_tokens
-    report.term_weighted_tokens = sum(w != 1.0 for r in train_rows if r.weights is not None
+    report.term_weighted_tokens = sum(w != 1.0 for r in sequences if r.weights is not None
                                       for w, t in zip(r.weights, r.targets) if t != IGNORE)
     named = {d: rows for d, rows in train_groups.items() if d is not None}
     return Datasets(train_rows, eval_rows, report, named,

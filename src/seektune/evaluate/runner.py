@@ -20,7 +20,7 @@ from seektune.atomic import sha256
 from seektune.evaluate.batch_generation import timed_generation
 from seektune.models.generation import generate_answers
 from seektune.evaluate.eval_config import EvalConfig, ModelEntry, TaskConfig
-from seektune.evaluate.examples import Example, load_examples, load_records
+from seektune.data.examples import Example, load_examples, load_records
 from seektune.evaluate.perplexity import perplexity
 from seektune.evaluate.perturb import add_typos
 from seektune.evaluate.scoring import score_example

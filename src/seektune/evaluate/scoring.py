@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from seektune.evaluate.citation import citation_scores
+from seektune.metrics.citation import citation_scores
 from seektune.evaluate.classification import LabelRule, classification_scores
 from seektune.evaluate.eval_config import TaskConfig
-from seektune.evaluate.examples import Example
-from seektune.evaluate.text_metrics import bleu, exact_match, key_fact_match, rouge, token_f1
+from seektune.data.examples import Example
+from seektune.metrics.text import bleu, exact_match, key_fact_match, rouge, token_f1
 
 
 def score_example(task: TaskConfig, example: Example, prediction: str, reasoning: str | None = None) -> dict:

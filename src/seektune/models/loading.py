@@ -64,16 +64,28 @@ def _model_config(cfg: ModelConfig, source: str):
     return config
 
 
-def load_model(cfg: ModelConfig, dtype: torch.dtype = torch.float32, quantization=None):
+HEADS = ("causal_lm", "reward")   # the LM head, or one scalar score (a reward model)
+
+
+def load_model(cfg: ModelConfig, dtype: torch.dtype = torch.float32, quantization=None, head: str = "causal_lm",
+               pad_token_id: int | None = None):
     """Load weights in `dtype` (fp32 master weights for training; autocast handles bf16 compute), optionally
-    quantized by a transformers quantization config (QLoRA's frozen base)."""
-    from transformers import AutoModelForCausalLM
+    quantized by a transformers quantization config (QLoRA's frozen base). head "reward": the same transformer
+    with a one-label sequence-classification head (new, or the saved one of a reward model), scored at the last
+    non-pad token, so `pad_token_id` is recorded in its config."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     source = resolve(cfg.name_or_path)
+    config = _model_config(cfg, source)
+    auto = AutoModelForCausalLM
+    if head == "reward":
+        auto, config.num_labels = AutoModelForSequenceClassification, 1
+        if pad_token_id is not None:
+            config.pad_token_id = pad_token_id
     try:
-        model = AutoModelForCausalLM.from_pretrained(
+        model = auto.from_pretrained(
             source,
-            config=_model_config(cfg, source),
+            config=config,
             revision=cfg.revision,
             trust_remote_code=cfg.trust_remote_code,
             dtype=dtype,

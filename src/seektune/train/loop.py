@@ -72,6 +72,11 @@ def _begin(run: RunDir, cfg: Config, resume: bool, accelerator: Accelerator) -> 
     return latest
 
 
+def _to(batch: dict, device) -> dict:
+    """Tensors to the device; anything else (GRPO's examples) as it is."""
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
 def _evaluate(objective, rows: list[Row], cfg: Config, accelerator: Accelerator, pad_id: int) -> float:
     collate = accelerator.unwrap_model(objective).collate
     objective.eval()
@@ -80,7 +85,7 @@ def _evaluate(objective, rows: list[Row], cfg: Config, accelerator: Accelerator,
     with torch.no_grad():
         for i in range(0, len(mine), cfg.train.micro_batch_size):
             batch = collate(mine[i:i + cfg.train.micro_batch_size], pad_id, cfg.data.packing)
-            loss_sum, n = objective(**{k: v.to(accelerator.device) for k, v in batch.items()})
+            loss_sum, n = objective(**_to(batch, accelerator.device))
             totals += torch.stack([loss_sum.double(), n.double()])
     totals = accelerator.reduce(totals, "sum")
     objective.train()
@@ -103,7 +108,8 @@ def _save_checkpoint(accelerator, root: Path, step: int, model, optimizer, sched
     accelerator.wait_for_everyone()
 
 
-def _save_final(accelerator, model, tokenizer, run: RunDir, cfg: Config, spec: methods.MethodSpec) -> Path:
+def _save_final(accelerator, model, tokenizer, run: RunDir, cfg: Config, spec: methods.MethodSpec,
+                head: str) -> Path:
     gathered = spec.artifact == "full-model" and accelerator.distributed_type != DistributedType.NO
     state = accelerator.get_state_dict(model) if gathered else None  # sharded engines gather the full weights
     if accelerator.is_main_process:
@@ -116,7 +122,12 @@ def _save_final(accelerator, model, tokenizer, run: RunDir, cfg: Config, spec: m
             else:
                 spec.save_trained(inner, cfg.method, tmp, base)
 
-        write_artifact(run.final, write, tokenizer, spec.info(cfg.method, base))
+        info = spec.info(cfg.method, base)
+        if cfg.objective.name != "causal_lm":
+            info["objective"] = cfg.objective.name
+        if head != "causal_lm":
+            info["head"] = head
+        write_artifact(run.final, write, tokenizer, info)
     accelerator.wait_for_everyone()
     return run.final
 
@@ -139,12 +150,15 @@ def train(cfg: Config, resume: bool = False) -> Path:
 
     tokenizer = load_tokenizer(cfg.model)
     terms = TermMatcher.from_file(cfg.train.term_file) if cfg.train.term_file else None
-    data = build_data(cfg.data, tokenizer, cfg.train.seed, terms, cfg.train.term_weight)
+    data = build_data(cfg.data, tokenizer, cfg.train.seed, terms, cfg.train.term_weight,
+                      kind=objectives.DATA[cfg.objective.name], group_size=cfg.objective.group_size)
     pad_id = tokenizer.pad_token_id
     plan, reweighter = make_plan(cfg, data, accelerator.num_processes)
     total_steps = cfg.train.max_steps or max(1, math.ceil(cfg.train.epochs * plan.steps_per_epoch))
 
-    base = load_model(cfg.model, quantization=spec.quantization(cfg.method) if spec.quantization else None)
+    head = objectives.HEAD.get(cfg.objective.name, "causal_lm")
+    base = load_model(cfg.model, quantization=spec.quantization(cfg.method) if spec.quantization else None,
+                      head=head, pad_token_id=pad_id)
     model = methods.prepare(base, cfg.method, total_steps, tokenizer_path=resolve(cfg.model.name_or_path))
     float32_master(model)
     if cfg.train.gradient_checkpointing:
@@ -158,7 +172,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
     scheduler_name = "constant_with_warmup" if cfg.train.lr_scheduler == "constant" else cfg.train.lr_scheduler
     scheduler = get_scheduler(scheduler_name, optimizer, num_warmup_steps=int(cfg.train.warmup_ratio * total_steps),
                               num_training_steps=total_steps)
-    objective = objectives.build(model, cfg)
+    objective = objectives.build(model, cfg, tokenizer)
     collate, objective_line = objective.collate, objective.describe()
     objective, optimizer = accelerator.prepare(objective, optimizer)
 
@@ -200,7 +214,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
         step_loss = torch.zeros((), dtype=torch.float64, device=accelerator.device)
         scale = accelerator.num_processes / max(step_units, 1)  # DDP averages over processes; undo, then per unit
         for i, rows in enumerate(mine):
-            batch = {k: v.to(accelerator.device) for k, v in collate(rows, pad_id, cfg.data.packing).items()}
+            batch = _to(collate(rows, pad_id, cfg.data.packing), accelerator.device)
             sync = contextlib.nullcontext() if i == len(mine) - 1 else accelerator.no_sync(objective)
             with sync:
                 loss_sum, _ = objective(**batch)
@@ -224,12 +238,14 @@ def train(cfg: Config, resume: bool = False) -> Path:
             metrics.write({"step": state.step, "epoch": round(state.step / plan.steps_per_epoch, 3),
                            "loss": last_loss, "lr": lr, "supervised_tokens": step_units,
                            "grad_norm": float(grad_norm) if grad_norm is not None else None,
-                           "supervised_tokens_per_s": tokens_done / elapsed, "elapsed_s": elapsed})
+                           "supervised_tokens_per_s": tokens_done / elapsed, "elapsed_s": elapsed,
+                           **accelerator.unwrap_model(objective).pop_metrics()})
         bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tokens_done / elapsed:.0f}")
         bar.update(1)
 
         if data.eval and cfg.train.eval_every and state.step % cfg.train.eval_every == 0:
-            _record_eval(_evaluate(objective, data.eval, cfg, accelerator, pad_id), state, cfg, metrics, bar)
+            _record_eval(_evaluate(objective, data.eval, cfg, accelerator, pad_id), state, cfg, metrics, bar,
+                         accelerator.unwrap_model(objective).pop_metrics(evaluation=True))
             if reweighter is not None:
                 losses = {d: _evaluate(objective, rows, cfg, accelerator, pad_id)
                           for d, rows in data.eval_domains.items()}
@@ -246,8 +262,9 @@ def train(cfg: Config, resume: bool = False) -> Path:
     final_eval = None
     if data.eval:
         final_eval = _evaluate(objective, data.eval, cfg, accelerator, pad_id)
-        metrics.write({"step": state.step, "eval_loss": final_eval})
-    final = _save_final(accelerator, accelerator.unwrap_model(objective).model, tokenizer, run, cfg, spec)
+        metrics.write({"step": state.step, "eval_loss": final_eval,
+                       **accelerator.unwrap_model(objective).pop_metrics(evaluation=True)})
+    final = _save_final(accelerator, accelerator.unwrap_model(objective).model, tokenizer, run, cfg, spec, head)
     if is_main:
         plot_loss(run.metrics, run.loss_plot)
         write_json(run.result, {"steps": state.step, "final_train_loss": last_loss, "final_eval_loss": final_eval,
@@ -261,8 +278,9 @@ def train(cfg: Config, resume: bool = False) -> Path:
     return run.path
 
 
-def _record_eval(eval_loss: float, state: LoopState, cfg: Config, metrics: MetricsLog, bar) -> None:
-    metrics.write({"step": state.step, "eval_loss": eval_loss})
+def _record_eval(eval_loss: float, state: LoopState, cfg: Config, metrics: MetricsLog, bar,
+                 extra: dict | None = None) -> None:
+    metrics.write({"step": state.step, "eval_loss": eval_loss, **(extra or {})})
     bar.write(f"step {state.step}: eval loss {eval_loss:.4f}")
     if state.best_eval is None or eval_loss < state.best_eval:
         state.best_eval, state.evals_without_improvement = eval_loss, 0

@@ -2,10 +2,10 @@ import math
 
 import pytest
 
-from seektune.evaluate.citation import citation_scores
+from seektune.metrics.citation import citation_scores
 from seektune.evaluate.classification import UNPARSED, LabelRule, classification_scores, cohen_kappa
 from seektune.evaluate.perturb import add_typos
-from seektune.evaluate.text_metrics import answer_tokens, bleu, exact_match, normalize_answer, rouge, token_f1
+from seektune.metrics.text import answer_tokens, bleu, exact_match, normalize_answer, rouge, token_f1
 
 
 def test_squad_normalisation_exact_match_and_f1():

@@ -77,6 +77,12 @@ def wrap(model: nn.Module, peft_cfg, section: str, rewrite_disabled: bool = Fals
         raise ConfigError(f"method.{section}: {exc}") from None
 
 
+def task_type(model: nn.Module) -> str:
+    """peft's task for the model's head: a reward model (one-label sequence classification) is SEQ_CLS, so peft
+    trains and saves its score head beside the adapter."""
+    return "SEQ_CLS" if type(model).__name__.endswith("ForSequenceClassification") else "CAUSAL_LM"
+
+
 def lora(model: nn.Module, cfg: MethodConfig, ctx: PrepareContext) -> nn.Module:
     """LoRA, DoRA, rsLoRA, PiSSA/OLoRA init, rank/alpha patterns, and the hybrid (last layers trained fully)."""
     from peft import LoraConfig
@@ -90,7 +96,7 @@ def lora(model: nn.Module, cfg: MethodConfig, ctx: PrepareContext) -> nn.Module:
         modules_to_save=(c.modules_to_save + full_modules) or None,
         exclude_modules=excluded,
         use_dora=c.use_dora, use_rslora=c.use_rslora, init_lora_weights=_INIT[c.init],
-        rank_pattern=dict(c.rank_pattern), alpha_pattern=dict(c.alpha_pattern), task_type="CAUSAL_LM",
+        rank_pattern=dict(c.rank_pattern), alpha_pattern=dict(c.alpha_pattern), task_type=task_type(model),
     )
     return wrap(model, peft_cfg, "lora", _rewrite_disabled(cfg))
 
@@ -112,7 +118,7 @@ def adalora(model: nn.Module, cfg: MethodConfig, ctx: PrepareContext) -> nn.Modu
         init_r=a.init_r, target_r=a.target_r, tinit=tinit, tfinal=tfinal, deltaT=a.delta_t, beta1=a.beta1,
         beta2=a.beta2, orth_reg_weight=a.orth_reg_weight, total_step=total_steps, lora_alpha=c.lora_alpha,
         lora_dropout=c.lora_dropout, target_modules=targets, modules_to_save=c.modules_to_save or None,
-        task_type="CAUSAL_LM",
+        task_type=task_type(model),
     )
     return wrap(model, peft_cfg, "adalora", _rewrite_disabled(cfg))
 
@@ -124,7 +130,7 @@ def ia3(model: nn.Module, cfg: MethodConfig, ctx: PrepareContext) -> nn.Module:
     if (c.target_modules is None) != (c.feedforward_modules is None):
         raise ConfigError("method.ia3: set both target_modules and feedforward_modules, or neither")
     peft_cfg = IA3Config(target_modules=c.target_modules, feedforward_modules=c.feedforward_modules,
-                         task_type="CAUSAL_LM")
+                         task_type=task_type(model))
     return wrap(model, peft_cfg, "ia3")
 
 

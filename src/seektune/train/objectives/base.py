@@ -32,3 +32,8 @@ class Objective(nn.Module):
 
     def forward(self, **batch) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
+
+    def pop_metrics(self, evaluation: bool = False) -> dict:
+        """Objective-specific figures of the training (or evaluation) batches since the last call, logged with
+        the step or the evaluation; none by default."""
+        return {}

@@ -1,4 +1,4 @@
-"""Evaluation examples: the prompt messages, the reference answer, and optional key fact / label.
+"""Evaluation examples (and GRPO's training prompts): the prompt messages, the reference answer, and optional key fact / label.
 
 Accepted records: alpaca / ShareGPT / OpenAI messages (everything before the last assistant turn is the
 prompt, that turn is the reference), or {"question", "reference"[, "key_fact"][, "label"]} (the demo's
@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seektune.data.formats import normalise
-from seektune.data.jsonio import Tally, read_records
+from seektune.data.formats import ReadReport, normalise
+from seektune.data.jsonio import Tally, read_records, read_values
 from seektune.errors import DataError
 
 
@@ -65,3 +65,28 @@ def load_records(path: str | Path, limit: int = 0) -> list[dict]:
     """Raw records for perplexity (text records allowed)."""
     records = [item.record for item in read_records([Path(path)], Tally())]
     return records[:limit] if limit else records
+
+
+def read_examples(path: str | Path, system_prompt: str | None = None, on_error: str = "raise",
+                  report: ReadReport | None = None) -> list[Example]:
+    """Examples of a training file (GRPO's prompts), with the training reader's on_error rule and counts."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    report = report if report is not None else ReadReport()
+    examples = []
+    for line, value in read_values(path, "UTF-8", "convert the file to UTF-8"):
+        where = f"{path}:{line}"
+        try:
+            if isinstance(value, DataError):
+                raise ValueError(f"invalid JSON: {str(value).split(': ', 1)[-1]}")
+            if not isinstance(value, dict):
+                raise ValueError(f"record must be a JSON object, got {type(value).__name__}")
+            examples.append(_example(len(examples), value, system_prompt, where))
+        except (ValueError, KeyError) as exc:
+            if on_error == "raise":
+                raise DataError(f"{where}: {exc}\n(set data.on_error=skip to skip and count bad records)") from None
+            report.skip(where, str(exc))
+            continue
+        report.read += 1
+    return examples

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 import unicodedata
@@ -73,13 +74,16 @@ class _CharTokenizer(tokenizers.Tokenizer):
         return _ZH_TOKEN.findall(unicodedata.normalize("NFKC", text).lower())
 
 
-_SCORERS = {
-    "en": rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True),
-    "zh": rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], tokenizer=_CharTokenizer()),
-}
+@functools.cache
+def _scorer(language: str) -> rouge_scorer.RougeScorer:
+    """Built on first use: rouge-score logs through absl, whose first message configures the root logger
+    (WARNING level), which would silence seektune's own INFO lines if it happened at import time."""
+    if language == "zh":
+        return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], tokenizer=_CharTokenizer())
+    return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
 
 
 def rouge(prediction: str, reference: str) -> dict[str, float]:
-    scorer = _SCORERS["zh" if has_cjk(reference) else "en"]
+    scorer = _scorer("zh" if has_cjk(reference) else "en")
     scores = scorer.score(reference, prediction)
     return {name: scores[name].fmeasure for name in ("rouge1", "rouge2", "rougeL")}

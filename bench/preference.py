@@ -1,0 +1,133 @@
+"""Preference optimisation on the clinic demo, measured: DPO, a reward model with best-of-4, and GRPO, each from
+the same clinic SFT model (packaged SmolLM2-135M-Instruct + the clinic LoRA, merged).
+
+Figures (held-out = the 20 paraphrased clinic questions of examples/clinic/heldout.jsonl, never trained on):
+- preference accuracy on the 20 held-out pairs (examples/clinic/preference/heldout.jsonl): the share of pairs where
+  the model gives the chosen answer a higher log-probability than the rejected one, before and after DPO; and
+  DPO's own reward accuracy (beta x log-ratio to the reference, chosen > rejected);
+- key-fact match of greedy answers to the held-out questions (the demo's score), before and after each objective;
+- the reward model's held-out pair accuracy, and best-of-4 (sampled at T=0.8, chosen by it) vs greedy;
+- GRPO's mean reward per step (the key-fact reward on sampled answers) and its held-out key-fact match.
+
+Run: python bench/preference.py [--sft-run runs/clinic-lora] [--out bench/out/preference]
+(without --sft-run the clinic SFT run is trained first: examples/clinic/lora.yaml, 24 steps)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+PREF = ROOT / "examples/clinic/preference"
+SYSTEM = "You are the assistant of Larkspur Valley Clinic. Answer in one sentence."
+
+
+def _cli(*argv: str) -> None:
+    from seektune.cli import main
+
+    started = time.perf_counter()
+    code = main(list(argv))
+    if code != 0:
+        sys.exit(f"seektune {' '.join(argv)} failed ({code})")
+    print(f"[{time.perf_counter() - started:.0f} s] seektune {argv[0]} {argv[1]}", flush=True)
+
+
+def _metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def logprob_accuracy(model_ref: str | Path) -> float:
+    """Share of held-out pairs whose chosen answer the model finds more likely than the rejected one."""
+    from seektune.artifacts import open_artifact
+    from seektune.data.preference import collate_pairs, read_pairs, render_pair
+    from seektune.data.render import Renderer
+    from seektune.train.objectives.preference import sequence_logps
+
+    model, tokenizer = open_artifact(model_ref).load()
+    renderer = Renderer(tokenizer, 256, train_on="last_assistant")
+    rows = [render_pair(renderer, r) for r in read_pairs(PREF / "heldout.jsonl", SYSTEM)]
+    with torch.no_grad():
+        batch = collate_pairs(rows, tokenizer.pad_token_id)
+        logps, _ = sequence_logps(model, **batch, selective_head=False)
+    chosen, rejected = logps.chunk(2)
+    return (chosen > rejected).float().mean().item()
+
+
+def key_fact(model_ref: str | Path, out: Path, *extra: str) -> float:
+    from seektune.metrics.text import key_fact_match
+
+    _cli("generate", str(model_ref), "--prompts", str(ROOT / "examples/clinic/heldout.jsonl"), "--system", SYSTEM,
+         "--max-new-tokens", "32", "--out", str(out), *extra)
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    return sum(key_fact_match(r["answer"], r["key_fact"]) for r in records) / len(records)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sft-run", help="an existing clinic SFT run (else one is trained, 24 steps)")
+    parser.add_argument("--out", default=str(ROOT / "bench/out/preference"))
+    args = parser.parse_args()
+    from seektune.runtime import set_threads
+
+    set_threads()
+    out = Path(args.out)
+    runs = out / "runs"
+    sft_run = Path(args.sft_run) if args.sft_run else runs / "clinic-lora"
+    if not args.sft_run:
+        _cli("train", str(ROOT / "examples/clinic/lora.yaml"), f"output.dir={runs}", "train.max_steps=24",
+             "output.overwrite=true")
+    sft = out / "clinic-sft"
+    if not (sft / "config.json").is_file():
+        _cli("merge", str(sft_run), "--out", str(sft))
+    model = f"model.name_or_path={sft}"
+    common = [model, f"output.dir={runs}", "output.overwrite=true"]
+    figures: dict[str, object] = {}
+
+    figures["sft_logprob_accuracy"] = logprob_accuracy(sft)
+    figures["sft_key_fact"] = key_fact(sft, out / "sft-greedy.jsonl")
+
+    _cli("train", str(PREF / "dpo.yaml"), *common)
+    dpo = runs / "clinic-dpo"
+    evals = [m for m in _metrics(dpo) if "eval_preference_accuracy" in m]
+    figures["dpo_reward_accuracy_curve"] = [(m["step"], m["eval_preference_accuracy"]) for m in evals]
+    figures["dpo_logprob_accuracy"] = logprob_accuracy(dpo)
+    figures["dpo_key_fact"] = key_fact(dpo, out / "dpo-greedy.jsonl")
+
+    _cli("train", str(PREF / "reward.yaml"), *common)
+    rm = runs / "clinic-rm"
+    evals = [m for m in _metrics(rm) if "eval_pair_accuracy" in m]
+    figures["rm_pair_accuracy_curve"] = [(m["step"], m["eval_pair_accuracy"]) for m in evals]
+    figures["best_of_4_key_fact"] = key_fact(sft, out / "sft-best-of-4.jsonl", "--best-of", "4", "--reward",
+                                             str(rm), "--temperature", "0.8")
+
+    _cli("train", str(PREF / "grpo.yaml"), *common)
+    grpo = runs / "clinic-grpo"
+    steps = [m for m in _metrics(grpo) if "reward" in m]
+    figures["grpo_reward_curve"] = [(m["step"], round(m["reward_key_fact"], 3)) for m in steps]
+    figures["grpo_key_fact"] = key_fact(grpo, out / "grpo-greedy.jsonl")
+
+    (out / "preference.json").write_text(json.dumps(figures, indent=1))
+    first, last = steps[: len(steps) // 3], steps[-(len(steps) // 3):]
+    print(f"""
+| model | held-out log-prob preference accuracy | held-out key-fact match (greedy) |
+|---|---|---|
+| clinic SFT (start of every row) | {figures['sft_logprob_accuracy']:.2f} | {figures['sft_key_fact']:.2f} |
+| + DPO (sigmoid, beta 0.1) | {figures['dpo_logprob_accuracy']:.2f} | {figures['dpo_key_fact']:.2f} |
+| SFT, best of 4 by the reward model | - | {figures['best_of_4_key_fact']:.2f} |
+| + GRPO (key_fact + format rewards) | - | {figures['grpo_key_fact']:.2f} |
+
+DPO reward accuracy on held-out pairs by step: {figures['dpo_reward_accuracy_curve']}
+reward model held-out pair accuracy by step: {figures['rm_pair_accuracy_curve']}
+GRPO key-fact reward on sampled answers: first third {sum(m['reward_key_fact'] for m in first) / len(first):.3f}, \
+last third {sum(m['reward_key_fact'] for m in last) / len(last):.3f}
+figures: {out / 'preference.json'}""")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""The `objective:` section of the config: which loss the one loop trains with, and that loss's settings.
+
+One flat section, as users write it (`objective: {name: dpo, beta: 0.1, loss: sigmoid}`); a setting that belongs
+to another objective is an error naming the key, so a typo'd or misplaced setting never passes silently.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from seektune.schema import Section
+
+OBJECTIVES = ("causal_lm", "dpo", "reward", "grpo")
+PAIRWISE = ("dpo", "reward")             # data: preference pairs (prompt, chosen, rejected)
+PROMPTS_ONLY = ("grpo",)                 # data: prompts (+ what the rewards check); answers are generated
+REFERENCE_FREE = ("simpo", "orpo")
+REWARDS = ("key_fact", "format", "citation", "length")   # + "regex:<pattern>" and "model:<reward model dir>"
+DEFAULT_BETA = {"dpo": 0.1, "grpo": 0.04}
+
+# which settings each objective reads (name is everyone's)
+_SETTINGS = {
+    "causal_lm": set(),
+    "dpo": {"loss", "beta", "simpo_gamma"},
+    "reward": {"margin_weight"},
+    "grpo": {"beta", "group_size", "rewards", "reward_weights", "max_new_tokens", "temperature", "top_p",
+             "epsilon", "max_length_chars"},
+}
+
+
+class ObjectiveConfig(Section):
+    name: Literal[OBJECTIVES] = Field(
+        "causal_lm", description="causal_lm (cross-entropy on answers), dpo (preference pairs against a reference; "
+        "simpo/orpo without one), reward (Bradley-Terry reward model on pairs), grpo (sampled groups scored by "
+        "reward functions)")
+    loss: Literal["sigmoid", "ipo", "hinge", "simpo", "orpo"] = Field(
+        "sigmoid", description="dpo: sigmoid (DPO), ipo, hinge (SLiC) against the reference model; simpo and orpo "
+        "need no reference")
+    beta: float | None = Field(
+        None, ge=0, description="dpo: preference strength (ORPO's lambda), default 0.1; grpo: weight of the KL "
+        "term to the reference, default 0.04 (0: no reference, no KL)")
+    simpo_gamma: float = Field(0.5, ge=0, description="dpo with loss simpo: target reward margin")
+    margin_weight: float = Field(
+        0.0, ge=0, description="reward: weight of a penalty on the squared mean reward (centres the rewards, "
+        "as TRL's center_rewards_coefficient); 0 = off")
+    group_size: int = Field(4, ge=2, description="grpo: completions sampled per prompt")
+    rewards: list[str] = Field(
+        default_factory=lambda: ["key_fact"],
+        description="grpo: reward functions, summed: key_fact (the record's key_fact appears in the answer), "
+        "format (the answer closes its think block / is one non-empty answer), citation (cited law articles "
+        "match the reference's), length (shorter than max_length_chars), regex:<pattern> (the answer matches), "
+        "model:<reward model dir> (a trained reward model's score)")
+    reward_weights: list[float] | None = Field(
+        None, description="grpo: one weight per reward function (default 1 each)")
+    max_new_tokens: int = Field(48, gt=0, description="grpo: longest sampled completion, in tokens")
+    temperature: float = Field(1.0, gt=0, description="grpo: sampling temperature of the completions")
+    top_p: float = Field(1.0, gt=0, le=1, description="grpo: nucleus sampling of the completions")
+    epsilon: float = Field(0.2, gt=0, lt=1, description="grpo: clip range of the policy ratio")
+    max_length_chars: int = Field(200, gt=0, description="grpo: the length reward's limit, in characters")
+
+    @field_validator("rewards")
+    @classmethod
+    def _known_rewards(cls, rewards: list[str]) -> list[str]:
+        for reward in rewards:
+            kind, _, arg = reward.partition(":")
+            if kind == "regex":
+                try:
+                    re.compile(arg)
+                except re.error as exc:
+                    raise ValueError(f"reward {reward!r}: not a valid regular expression ({exc})") from None
+            elif kind == "model":
+                if not arg:
+                    raise ValueError("reward 'model:' needs a reward model directory, e.g. model:runs/rm")
+            elif reward not in REWARDS:
+                raise ValueError(f"unknown reward {reward!r}; one of {', '.join(REWARDS)}, regex:<pattern>, "
+                                 "model:<dir>")
+        if not rewards:
+            raise ValueError("grpo needs at least one reward function")
+        return rewards
+
+    @model_validator(mode="after")
+    def _settings_of_this_objective(self) -> "ObjectiveConfig":
+        # a setting of another objective that differs from its default (a saved config lists every key)
+        misplaced = sorted(k for k in self.model_fields_set - _SETTINGS[self.name] - {"name"}
+                           if getattr(self, k) != type(self).model_fields[k].get_default(call_default_factory=True))
+        if misplaced:
+            owners = {k: [o for o, keys in _SETTINGS.items() if k in keys] for k in misplaced}
+            raise ValueError("; ".join(f"objective.{k} is a setting of {' / '.join(owners[k])}, not {self.name}"
+                                       for k in misplaced))
+        if self.beta is None and self.name in DEFAULT_BETA:
+            object.__setattr__(self, "beta", DEFAULT_BETA[self.name])  # no re-validation (validate_assignment)
+        if self.name == "dpo" and self.beta == 0:
+            raise ValueError("objective.beta must be > 0 for dpo (it scales the preference margin)")
+        if self.reward_weights is not None and len(self.reward_weights) != len(self.rewards):
+            raise ValueError(f"objective.reward_weights has {len(self.reward_weights)} weights for "
+                             f"{len(self.rewards)} rewards")
+        return self
+
+    @property
+    def uses_reference(self) -> bool:
+        """Whether the loss compares with a reference model (the base with the adapter switched off)."""
+        return (self.name == "dpo" and self.loss not in REFERENCE_FREE) or (self.name == "grpo" and self.beta > 0)

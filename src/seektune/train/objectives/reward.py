@@ -1,0 +1,60 @@
+"""A Bradley-Terry reward model on preference pairs: the LM with a scalar head (transformers'
+`...ForSequenceClassification` with one label) scores the chosen answer above the rejected one,
+loss = -log sigmoid(r_chosen - r_rejected), optionally plus TRL's centring penalty on (r_chosen + r_rejected)^2.
+
+The score is the model's own forward (the head at the last non-pad token), so a saved reward model scores the
+same with plain transformers/peft as it did in training.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seektune.data.preference import PairRow, collate_pairs
+from seektune.objective_config import ObjectiveConfig
+from seektune.train.objectives.base import Objective
+
+
+def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor, margin_weight: float = 0.0) -> torch.Tensor:
+    """Loss per pair from the two scores."""
+    loss = -F.logsigmoid(chosen - rejected)
+    if margin_weight:
+        loss = loss + margin_weight * (chosen + rejected) ** 2
+    return loss
+
+
+class RewardObjective(Objective):
+    name = "reward"
+
+    def __init__(self, model: nn.Module, cfg: ObjectiveConfig):
+        super().__init__(model)
+        self.cfg = cfg
+        self._stats = {True: torch.zeros(4, dtype=torch.float64), False: torch.zeros(4, dtype=torch.float64)}
+
+    def describe(self) -> str:
+        return f"reward (Bradley-Terry on pairs, centring weight {self.cfg.margin_weight})"
+
+    def collate(self, rows: list[PairRow], pad_id: int, packed: bool) -> dict[str, torch.Tensor]:
+        return collate_pairs(rows, pad_id)
+
+    def forward(self, input_ids, targets, position_ids, attention_mask=None, weights=None):
+        scores = self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, 0]
+        chosen, rejected = scores.float().chunk(2)
+        loss = bradley_terry_loss(chosen, rejected, self.cfg.margin_weight)
+        c, r = chosen.detach(), rejected.detach()
+        self._stats[self.training] += torch.tensor([c.sum().item(), r.sum().item(), (c > r).sum().item(),
+                                                    len(loss)], dtype=torch.float64)
+        return loss.sum(), torch.tensor(len(loss), device=loss.device)
+
+    def pop_metrics(self, evaluation: bool = False) -> dict:
+        """Mean scores of chosen and rejected answers, margin and pair accuracy since the last call."""
+        stats = self._stats[not evaluation]
+        chosen, rejected, correct, pairs = stats.tolist()
+        stats.zero_()
+        if not pairs:
+            return {}
+        prefix = "eval_" if evaluation else ""
+        return {f"{prefix}reward_chosen": chosen / pairs, f"{prefix}reward_rejected": rejected / pairs,
+                f"{prefix}reward_margin": (chosen - rejected) / pairs, f"{prefix}pair_accuracy": correct / pairs}
