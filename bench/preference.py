@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -42,8 +43,9 @@ def _metrics(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-def logprob_accuracy(model_ref: str | Path) -> float:
-    """Share of held-out pairs whose chosen answer the model finds more likely than the rejected one."""
+def logprob_accuracy(model_ref: str | Path) -> tuple[float, float]:
+    """(share of held-out pairs whose chosen answer the model finds more likely than the rejected one, mean
+    log-probability margin chosen - rejected in nats)."""
     from seektune.artifacts import open_artifact
     from seektune.data.preference import collate_pairs, read_pairs, render_pair
     from seektune.data.render import Renderer
@@ -56,7 +58,7 @@ def logprob_accuracy(model_ref: str | Path) -> float:
         batch = collate_pairs(rows, tokenizer.pad_token_id)
         logps, _ = sequence_logps(model, **batch, selective_head=False)
     chosen, rejected = logps.chunk(2)
-    return (chosen > rejected).float().mean().item()
+    return (chosen > rejected).float().mean().item(), (chosen - rejected).mean().item()
 
 
 def key_fact(model_ref: str | Path, out: Path, *extra: str) -> float:
@@ -72,6 +74,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sft-run", help="an existing clinic SFT run (else one is trained, 24 steps)")
     parser.add_argument("--out", default=str(ROOT / "bench/out/preference"))
+    parser.add_argument("--best-of-temperature", type=float, default=0.8)
+    parser.add_argument("--only", default="sft,dpo,rm,grpo",
+                        help="stages to (re)run; the others' figures are read from an earlier preference.json")
     args = parser.parse_args()
     from seektune.runtime import set_threads
 
@@ -87,45 +92,56 @@ def main() -> None:
         _cli("merge", str(sft_run), "--out", str(sft))
     model = f"model.name_or_path={sft}"
     common = [model, f"output.dir={runs}", "output.overwrite=true"]
-    figures: dict[str, object] = {}
+    saved = out / "preference.json"
+    figures: dict[str, object] = json.loads(saved.read_text()) if saved.is_file() else {}
+    only = set(args.only.split(","))
 
-    figures["sft_logprob_accuracy"] = logprob_accuracy(sft)
-    figures["sft_key_fact"] = key_fact(sft, out / "sft-greedy.jsonl")
+    if "sft" in only:
+        figures["sft_logprob_accuracy"] = logprob_accuracy(sft)
+        figures["sft_key_fact"] = key_fact(sft, out / "sft-greedy.jsonl")
 
-    _cli("train", str(PREF / "dpo.yaml"), *common)
-    dpo = runs / "clinic-dpo"
-    evals = [m for m in _metrics(dpo) if "eval_preference_accuracy" in m]
-    figures["dpo_reward_accuracy_curve"] = [(m["step"], m["eval_preference_accuracy"]) for m in evals]
-    figures["dpo_logprob_accuracy"] = logprob_accuracy(dpo)
-    figures["dpo_key_fact"] = key_fact(dpo, out / "dpo-greedy.jsonl")
+    if "dpo" in only:
+        _cli("train", str(PREF / "dpo.yaml"), *common)
+        dpo = runs / "clinic-dpo"
+        evals = [m for m in _metrics(dpo) if "eval_preference_accuracy" in m]
+        figures["dpo_reward_accuracy_curve"] = [(m["step"], m["eval_preference_accuracy"]) for m in evals]
+        figures["dpo_logprob_accuracy"] = logprob_accuracy(dpo)
+        figures["dpo_key_fact"] = key_fact(dpo, out / "dpo-greedy.jsonl")
 
-    _cli("train", str(PREF / "reward.yaml"), *common)
-    rm = runs / "clinic-rm"
-    evals = [m for m in _metrics(rm) if "eval_pair_accuracy" in m]
-    figures["rm_pair_accuracy_curve"] = [(m["step"], m["eval_pair_accuracy"]) for m in evals]
-    figures["best_of_4_key_fact"] = key_fact(sft, out / "sft-best-of-4.jsonl", "--best-of", "4", "--reward",
-                                             str(rm), "--temperature", "0.8")
+    if "rm" in only:
+        _cli("train", str(PREF / "reward.yaml"), *common)
+        rm = runs / "clinic-rm"
+        evals = [m for m in _metrics(rm) if "eval_pair_accuracy" in m]
+        figures["rm_pair_accuracy_curve"] = [(m["step"], m["eval_pair_accuracy"]) for m in evals]
+        figures["best_of_4_key_fact"] = key_fact(sft, out / "sft-best-of-4.jsonl", "--best-of", "4", "--reward",
+                                                 str(rm), "--temperature", str(args.best_of_temperature))
 
-    _cli("train", str(PREF / "grpo.yaml"), *common)
     grpo = runs / "clinic-grpo"
+    if "grpo" in only:
+        _cli("train", str(PREF / "grpo.yaml"), *common)
+        figures["grpo_key_fact"] = key_fact(grpo, out / "grpo-greedy.jsonl")
     steps = [m for m in _metrics(grpo) if "reward" in m]
     figures["grpo_reward_curve"] = [(m["step"], round(m["reward_key_fact"], 3)) for m in steps]
-    figures["grpo_key_fact"] = key_fact(grpo, out / "grpo-greedy.jsonl")
+    per_epoch: dict[int, list[float]] = {}
+    for m in steps:   # each epoch samples for every training prompt once: a fair comparison between epochs
+        per_epoch.setdefault(int(math.ceil(m["epoch"])), []).append(m["reward_key_fact"])
+    figures["grpo_reward_per_epoch"] = {e: sum(v) / len(v) for e, v in sorted(per_epoch.items())}
 
-    (out / "preference.json").write_text(json.dumps(figures, indent=1))
-    first, last = steps[: len(steps) // 3], steps[-(len(steps) // 3):]
+    saved.write_text(json.dumps(figures, indent=1))
     print(f"""
 | model | held-out log-prob preference accuracy | held-out key-fact match (greedy) |
 |---|---|---|
-| clinic SFT (start of every row) | {figures['sft_logprob_accuracy']:.2f} | {figures['sft_key_fact']:.2f} |
-| + DPO (sigmoid, beta 0.1) | {figures['dpo_logprob_accuracy']:.2f} | {figures['dpo_key_fact']:.2f} |
+| clinic SFT (start of every row) | {figures['sft_logprob_accuracy'][0]:.2f} (margin \
+{figures['sft_logprob_accuracy'][1]:.1f} nats) | {figures['sft_key_fact']:.2f} |
+| + DPO (sigmoid, beta 0.1, sft_weight 1) | {figures['dpo_logprob_accuracy'][0]:.2f} (margin \
+{figures['dpo_logprob_accuracy'][1]:.1f} nats) | {figures['dpo_key_fact']:.2f} |
 | SFT, best of 4 by the reward model | - | {figures['best_of_4_key_fact']:.2f} |
 | + GRPO (key_fact + format rewards) | - | {figures['grpo_key_fact']:.2f} |
 
 DPO reward accuracy on held-out pairs by step: {figures['dpo_reward_accuracy_curve']}
 reward model held-out pair accuracy by step: {figures['rm_pair_accuracy_curve']}
-GRPO key-fact reward on sampled answers: first third {sum(m['reward_key_fact'] for m in first) / len(first):.3f}, \
-last third {sum(m['reward_key_fact'] for m in last) / len(last):.3f}
+GRPO key-fact reward on sampled answers (mean per epoch over the 60 training prompts): \
+{', '.join(f"epoch {e}: {v:.3f}" for e, v in figures['grpo_reward_per_epoch'].items())}
 figures: {out / 'preference.json'}""")
 
 

@@ -23,7 +23,7 @@ DEFAULT_BETA = {"dpo": 0.1, "grpo": 0.04}
 # which settings each objective reads (name is everyone's)
 _SETTINGS = {
     "causal_lm": set(),
-    "dpo": {"loss", "beta", "simpo_gamma"},
+    "dpo": {"loss", "beta", "simpo_gamma", "sft_weight"},
     "reward": {"margin_weight"},
     "grpo": {"beta", "group_size", "rewards", "reward_weights", "max_new_tokens", "temperature", "top_p",
              "epsilon", "max_length_chars"},
@@ -42,6 +42,9 @@ class ObjectiveConfig(Section):
         None, ge=0, description="dpo: preference strength (ORPO's lambda), default 0.1; grpo: weight of the KL "
         "term to the reference, default 0.04 (0: no reference, no KL)")
     simpo_gamma: float = Field(0.5, ge=0, description="dpo with loss simpo: target reward margin")
+    sft_weight: float = Field(
+        0.0, ge=0, description="dpo: weight of the chosen answers' per-token cross-entropy added to the loss "
+        "(RPO; TRL's rpo_alpha): keeps the chosen answers likely instead of only further than the rejected")
     margin_weight: float = Field(
         0.0, ge=0, description="reward: weight of a penalty on the squared mean reward (centres the rewards, "
         "as TRL's center_rewards_coefficient); 0 = off")

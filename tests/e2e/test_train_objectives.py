@@ -70,7 +70,7 @@ def test_dpo_prefers_the_chosen_answers_and_loads_with_plain_peft(tmp_path, tiny
     assert 0.1 * (chosen - rejected).mean().item() == pytest.approx(final["eval_reward_margin"], rel=1e-4)
 
 
-def test_reward_model_ranks_pairs_and_scores_the_same_without_seektune(tmp_path, tiny_llama_dir):
+def test_reward_model_ranks_pairs_and_scores_the_same_without_seektune(tmp_path, tiny_llama_dir, capsys):
     from peft import AutoPeftModelForSequenceClassification
     from transformers import AutoTokenizer
 
@@ -108,6 +108,8 @@ def test_reward_model_ranks_pairs_and_scores_the_same_without_seektune(tmp_path,
         assert r["answer"] == next(c["answer"] for c in r["candidates"] if c["reward"] == r["reward"])
     assert main(["generate", str(tiny_llama_dir), "--prompts", str(prompts), "--best-of", "2",
                  "--out", str(out)]) == 2   # no reward model to choose with
+    assert main(["chat", str(run), "--prompt", "hi"]) == 2   # a reward model scores, it does not generate
+    assert "is a reward model" in capsys.readouterr().err
 
 
 def test_grpo_raises_the_mean_reward(tmp_path, tiny_llama_dir):

@@ -90,6 +90,8 @@ def test_each_loss_equals_its_formula():
     log_odds = (mc - mr) - (math.log1p(-math.exp(mc)) - math.log1p(-math.exp(mr)))
     assert got[0].item() == pytest.approx(-mc + beta * math.log1p(math.exp(-log_odds)))
     assert chosen_reward[0].item() == pytest.approx(beta * mc)
+    got, _, _ = preference_loss(ObjectiveConfig(name="dpo", sft_weight=0.5), chosen, rejected, n_c, n_r, ref_c, ref_r)
+    assert got.tolist() == pytest.approx([s + 0.5 * (-c / n) for s, c, n in zip(expect["sigmoid"], (-4, -9), (4, 6))])
     _, chosen_reward, rejected_reward = preference_loss(ObjectiveConfig(name="dpo"), chosen, rejected, n_c, n_r, ref_c, ref_r)
     assert (chosen_reward - rejected_reward).tolist() == pytest.approx([beta * m for m in margins])
 

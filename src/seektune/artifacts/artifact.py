@@ -91,7 +91,11 @@ class Artifact:
         return tokenizer
 
     def load(self, dtype: torch.dtype = torch.float32):
-        """(model in eval mode, tokenizer)."""
+        """(model in eval mode, tokenizer), to generate with."""
+        if self.head == "reward":
+            raise ModelError(f"{self.path} is a reward model: it scores answers and does not generate; use it "
+                             f"with `seektune generate --best-of N --reward {self.path}` or a GRPO "
+                             f"`model:{self.path}` reward")
         model = self.load_model(dtype)
         model.eval()
         return model, self.load_tokenizer()

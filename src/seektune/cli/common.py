@@ -17,8 +17,10 @@ from seektune import schema
 def quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub here; hub ids resolve from the local HF cache
-    # force: a library that logged before this point (absl via rouge-score does) has configured the root logger
-    logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # seektune's own lines at INFO even when a library configured the root logger first (absl does, at WARNING,
+    # the first time rouge-score logs)
+    logging.getLogger("seektune").setLevel(logging.INFO)
     # peft 0.21.2 calls an API transformers 5.23 deprecated; nothing a user can act on
     warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
     # "bitsandbytes": peft 0.21 imports it on `import peft` whatever the method, and on CPUs with AVX512-BF16 its

@@ -20,7 +20,7 @@ class RewardModel:
         artifact = open_artifact(ref)
         if artifact.head != "reward":
             raise ModelError(f"{ref} is not a reward model (train one with objective: {{name: reward}})")
-        self.model, self.tokenizer = artifact.load()
+        self.model, self.tokenizer = artifact.load_model().eval(), artifact.load_tokenizer()
         self.renderer = Renderer(self.tokenizer, max_length=1 << 30, train_on="last_assistant")
         self.batch_size = batch_size
 

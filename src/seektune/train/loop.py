@@ -174,6 +174,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
                               num_training_steps=total_steps)
     objective = objectives.build(model, cfg, tokenizer)
     collate, objective_line = objective.collate, objective.describe()
+    unit_rate = f"{objective.unit}/s"   # the units the loss is normalised by: tokens, pairs or sampled answers
     objective, optimizer = accelerator.prepare(objective, optimizer)
 
     state = LoopState()
@@ -240,7 +241,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
                            "grad_norm": float(grad_norm) if grad_norm is not None else None,
                            "supervised_tokens_per_s": tokens_done / elapsed, "elapsed_s": elapsed,
                            **accelerator.unwrap_model(objective).pop_metrics()})
-        bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tokens_done / elapsed:.0f}")
+        bar.set_postfix({"loss": f"{last_loss:.4f}", "lr": f"{lr:.2e}", unit_rate: f"{tokens_done / elapsed:.3g}"})
         bar.update(1)
 
         if data.eval and cfg.train.eval_every and state.step % cfg.train.eval_every == 0:

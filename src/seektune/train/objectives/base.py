@@ -18,6 +18,7 @@ from seektune.data.batching import Row, collate
 
 class Objective(nn.Module):
     name = "objective"
+    unit = "tok"   # what one unit of the loss is (the progress bar's rate): tokens, pairs, sampled answers
 
     def __init__(self, model: nn.Module):
         super().__init__()

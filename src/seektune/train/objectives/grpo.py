@@ -48,6 +48,7 @@ def grpo_token_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: to
 
 class GRPOObjective(Objective):
     name = "grpo"
+    unit = "answers"
 
     def __init__(self, model: nn.Module, cfg: ObjectiveConfig, tokenizer, rewards: RewardSet):
         super().__init__(model)

@@ -6,7 +6,9 @@ weights is held (TRL's rule for a new adapter); to start from a tuned adapter, m
 and train a new adapter on the merged model, which is then the reference.
 Sequence log-probabilities come from the output head applied only at answer positions, as in the CE objective.
 Formulas follow the papers and TRL's `DPOTrainer` / `CPOTrainer` / `ORPOTrainer`: IPO, SimPO and ORPO use
-log-probabilities averaged over the answer's tokens, DPO and hinge their sums.
+log-probabilities averaged over the answer's tokens, DPO and hinge their sums. `sft_weight` adds the chosen
+answers' per-token cross-entropy (RPO, TRL's `rpo_alpha`), which keeps DPO from lowering the chosen answers'
+likelihood along with the rejected ones'.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ def preference_loss(cfg: ObjectiveConfig, chosen: torch.Tensor, rejected: torch.
             log_odds = (chosen_mean - rejected_mean) - (torch.log1p(-torch.exp(chosen_mean))
                                                          - torch.log1p(-torch.exp(rejected_mean)))
             loss = -chosen_mean - beta * F.logsigmoid(log_odds)
+        if cfg.sft_weight:
+            loss = loss + cfg.sft_weight * (-chosen_mean)
         return loss, beta * chosen_mean.detach(), beta * rejected_mean.detach()
     if cfg.loss == "ipo":
         chosen_ratio = chosen / chosen_n - ref_chosen / chosen_n
@@ -72,11 +76,14 @@ def preference_loss(cfg: ObjectiveConfig, chosen: torch.Tensor, rejected: torch.
         loss = torch.relu(1 - beta * margin)
     else:   # ipo
         loss = (margin - 1 / (2 * beta)) ** 2
+    if cfg.sft_weight:
+        loss = loss + cfg.sft_weight * (-chosen / chosen_n)
     return loss, beta * chosen_ratio.detach(), beta * rejected_ratio.detach()
 
 
 class PreferenceObjective(Objective):
     name = "dpo"
+    unit = "pairs"
 
     def __init__(self, model: nn.Module, cfg: ObjectiveConfig):
         super().__init__(model)

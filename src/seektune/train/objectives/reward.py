@@ -27,6 +27,7 @@ def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor, margin_weig
 
 class RewardObjective(Objective):
     name = "reward"
+    unit = "pairs"
 
     def __init__(self, model: nn.Module, cfg: ObjectiveConfig):
         super().__init__(model)
