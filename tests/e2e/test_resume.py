@@ -30,12 +30,11 @@ def _env():
     return {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
 
 
-def test_sigkill_then_resume_equals_uninterrupted(tmp_path, tiny_llama_dir, alpaca_file):
-    killed_cfg = write_config(tmp_path / "killed", tiny_llama_dir, alpaca_file, **SETTINGS)
-    run = tmp_path / "killed/runs/run"
-    proc = subprocess.Popen(_cmd(killed_cfg), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 240
-    while not (run / "checkpoints/step-8/COMPLETE").exists():
+def kill_after_checkpoint(cfg, run, step: int = 8, timeout: float = 240) -> None:
+    """Start `seektune train cfg` and SIGKILL it the moment checkpoint `step` is complete."""
+    proc = subprocess.Popen(_cmd(cfg), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + timeout
+    while not (run / f"checkpoints/step-{step}/COMPLETE").exists():
         assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
         assert time.time() < deadline, "no checkpoint appeared"
         time.sleep(0.002)
@@ -43,6 +42,12 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, tiny_llama_dir, alpa
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert not (run / "final").exists(), "the run finished before it could be killed"
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path, tiny_llama_dir, alpaca_file):
+    killed_cfg = write_config(tmp_path / "killed", tiny_llama_dir, alpaca_file, **SETTINGS)
+    run = tmp_path / "killed/runs/run"
+    kill_after_checkpoint(killed_cfg, run)
 
     resumed = subprocess.run(_cmd(killed_cfg, "--resume"), env=_env(), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]

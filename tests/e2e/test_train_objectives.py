@@ -153,13 +153,11 @@ RESUMED = {   # one per objective family: each checkpoint must carry what its ob
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path, tiny_llama_dir, objective):
     """Killed right after a checkpoint and resumed, the run ends bit-for-bit equal to an uninterrupted one
     (GRPO: the same sampled answers too, so the same rewards)."""
-    import signal
     import subprocess
-    import time
 
     from safetensors.torch import load_file
 
-    from tests.e2e.test_resume import _cmd, _env
+    from tests.e2e.test_resume import _cmd, _env, kill_after_checkpoint
 
     kind, settings, method, steps = RESUMED[objective]
     data = (write_pairs if kind == "pairs" else write_prompts)(tmp_path / "data.jsonl")
@@ -168,15 +166,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, tiny_llama_dir, obje
                            "save_every": 4})
     killed = write_config(tmp_path / "killed", tiny_llama_dir, data, **sections)
     run = tmp_path / "killed/runs/run"
-    proc = subprocess.Popen(_cmd(killed), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while not (run / "checkpoints/step-8/COMPLETE").exists():
-        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
-        assert time.time() < deadline, "no checkpoint appeared"
-        time.sleep(0.002)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (run / "final").exists(), "the run finished before it could be killed"
+    kill_after_checkpoint(killed, run, timeout=120)
     resumed = subprocess.run(_cmd(killed, "--resume"), env=_env(), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seektune.data.formats import ReadReport, normalise
-from seektune.data.jsonio import Tally, read_records, read_values
+from seektune.data.formats import ReadReport, normalise, read_checked
+from seektune.data.jsonio import Tally, read_records
 from seektune.errors import DataError
 
 
@@ -70,23 +70,13 @@ def load_records(path: str | Path, limit: int = 0) -> list[dict]:
 def read_examples(path: str | Path, system_prompt: str | None = None, on_error: str = "raise",
                   report: ReadReport | None = None) -> list[Example]:
     """Examples of a training file (GRPO's prompts), with the training reader's on_error rule and counts."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"data file not found: {path}")
-    report = report if report is not None else ReadReport()
-    examples = []
-    for line, value in read_values(path, "UTF-8", "convert the file to UTF-8"):
-        where = f"{path}:{line}"
-        try:
-            if isinstance(value, DataError):
-                raise ValueError(f"invalid JSON: {str(value).split(': ', 1)[-1]}")
-            if not isinstance(value, dict):
-                raise ValueError(f"record must be a JSON object, got {type(value).__name__}")
-            examples.append(_example(len(examples), value, system_prompt, where))
-        except (ValueError, KeyError) as exc:
-            if on_error == "raise":
-                raise DataError(f"{where}: {exc}\n(set data.on_error=skip to skip and count bad records)") from None
-            report.skip(where, str(exc))
-            continue
-        report.read += 1
+    examples: list[Example] = []
+
+    def parse(value: object, where: str) -> Example:   # indices count the examples kept so far
+        if not isinstance(value, dict):
+            raise ValueError(f"record must be a JSON object, got {type(value).__name__}")
+        examples.append(_example(len(examples), value, system_prompt, where))
+        return examples[-1]
+
+    read_checked(path, parse, on_error, report)
     return examples

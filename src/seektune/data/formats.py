@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Union
+from typing import Callable, Literal, TypeVar, Union
 
 from seektune.data.jsonio import read_values
 from seektune.data.reasoning import MESSAGE_FIELDS, assistant_message
 from seektune.errors import DataError
+
+T = TypeVar("T")
 
 _ENCODING_HINT = "convert the file to UTF-8 (for GBK: iconv -f GBK -t UTF-8)"
 
@@ -166,15 +168,15 @@ def normalise(record: object, fmt: Format, system_prompt: str | None = None,
     return validate_conversation(messages)
 
 
-def read_file(path: str | Path, fmt: Format = "auto", system_prompt: str | None = None,
-              on_error: str = "raise", report: ReadReport | None = None,
-              reasoning_field: str | None = None) -> list[Record]:
-    """Read and normalise every record of one file; errors name file:line."""
+def read_checked(path: str | Path, parse: Callable[[object, str], T], on_error: str = "raise",
+                 report: ReadReport | None = None) -> list[T]:
+    """Every value of one JSON/JSONL file through `parse(value, where)` (which raises ValueError with a reason):
+    with on_error=raise the first bad value stops with `file:line: reason`; with skip it is counted in `report`."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
     report = report if report is not None else ReadReport()
-    records: list[Record] = []
+    out: list[T] = []
     for line, value in read_values(path, "UTF-8", _ENCODING_HINT):
         where = f"{path}:{line}"
         if isinstance(value, DataError):
@@ -183,12 +185,19 @@ def read_file(path: str | Path, fmt: Format = "auto", system_prompt: str | None 
             report.skip(where, f"invalid JSON: {str(value).split(': ', 1)[-1]}")
             continue
         try:
-            content = normalise(value, fmt, system_prompt, reasoning_field)
-        except ValueError as exc:
+            out.append(parse(value, where))
+        except (ValueError, KeyError) as exc:
             if on_error == "raise":
                 raise DataError(f"{where}: {exc}\n(set data.on_error=skip to skip and count bad records)") from None
             report.skip(where, str(exc))
             continue
         report.read += 1
-        records.append(Record(where, content))
-    return records
+    return out
+
+
+def read_file(path: str | Path, fmt: Format = "auto", system_prompt: str | None = None,
+              on_error: str = "raise", report: ReadReport | None = None,
+              reasoning_field: str | None = None) -> list[Record]:
+    """Read and normalise every record of one file; errors name file:line."""
+    return read_checked(path, lambda value, where: Record(where, normalise(value, fmt, system_prompt,
+                                                                           reasoning_field)), on_error, report)

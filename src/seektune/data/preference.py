@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seektune.data.batching import Row, collate
-from seektune.data.formats import Conversation, ReadReport, SHAREGPT_ROLES, normalise, validate_conversation
-from seektune.data.jsonio import read_values
+from seektune.data.formats import (Conversation, ReadReport, SHAREGPT_ROLES, normalise, read_checked,
+                                   validate_conversation)
 from seektune.data.reasoning import MESSAGE_FIELDS, assistant_message
 from seektune.data.render import IGNORE, Renderer
-from seektune.errors import DataError
 
 
 @dataclass
@@ -105,25 +104,10 @@ def normalise_pair(record: object, system_prompt: str | None = None,
 
 def read_pairs(path: str | Path, system_prompt: str | None = None, on_error: str = "raise",
                report: ReadReport | None = None, reasoning_field: str | None = None) -> list[PreferenceRecord]:
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"data file not found: {path}")
-    report = report if report is not None else ReadReport()
-    records = []
-    for line, value in read_values(path, "UTF-8", "convert the file to UTF-8"):
-        where = f"{path}:{line}"
-        try:
-            if isinstance(value, DataError):
-                raise ValueError(f"invalid JSON: {str(value).split(': ', 1)[-1]}")
-            prompt, chosen, rejected = normalise_pair(value, system_prompt, reasoning_field)
-        except ValueError as exc:
-            if on_error == "raise":
-                raise DataError(f"{where}: {exc}\n(set data.on_error=skip to skip and count bad records)") from None
-            report.skip(where, str(exc))
-            continue
-        report.read += 1
-        records.append(PreferenceRecord(where, prompt, chosen, rejected))
-    return records
+    def parse(value: object, where: str) -> PreferenceRecord:
+        return PreferenceRecord(where, *normalise_pair(value, system_prompt, reasoning_field))
+
+    return read_checked(path, parse, on_error, report)
 
 
 def render_pair(renderer: Renderer, record: PreferenceRecord) -> PairRow | None:

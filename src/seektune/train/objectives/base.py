@@ -38,3 +38,27 @@ class Objective(nn.Module):
         """Objective-specific figures of the training (or evaluation) batches since the last call, logged with
         the step or the evaluation; none by default."""
         return {}
+
+
+class PairStats:
+    """Running means of a pairwise objective's scores (chosen, rejected, margin, share chosen > rejected), kept
+    apart for training and evaluation passes and reset when read."""
+
+    def __init__(self, accuracy_name: str):
+        self.accuracy_name = accuracy_name
+        self._sums = {True: torch.zeros(4, dtype=torch.float64), False: torch.zeros(4, dtype=torch.float64)}
+
+    def add(self, training: bool, chosen: torch.Tensor, rejected: torch.Tensor) -> None:
+        c, r = chosen.detach().double().cpu(), rejected.detach().double().cpu()
+        self._sums[training] += torch.stack([c.sum(), r.sum(), (c > r).double().sum(), torch.tensor(len(c))])
+
+    def pop(self, evaluation: bool) -> dict:
+        sums = self._sums[not evaluation]
+        chosen, rejected, correct, pairs = sums.tolist()
+        sums.zero_()
+        if not pairs:
+            return {}
+        prefix = "eval_" if evaluation else ""
+        return {f"{prefix}reward_chosen": chosen / pairs, f"{prefix}reward_rejected": rejected / pairs,
+                f"{prefix}reward_margin": (chosen - rejected) / pairs,
+                f"{prefix}{self.accuracy_name}": correct / pairs}

@@ -20,7 +20,7 @@ from torch import nn
 from seektune.data.preference import PairRow, collate_pairs
 from seektune.objective_config import REFERENCE_FREE, ObjectiveConfig
 from seektune.data.render import IGNORE
-from seektune.train.objectives.base import Objective
+from seektune.train.objectives.base import Objective, PairStats
 from seektune.train.objectives.causal_lm import _unwrap_peft, supports_selective_head
 
 
@@ -90,7 +90,7 @@ class PreferenceObjective(Objective):
         self.cfg = cfg
         self.selective_head = supports_selective_head(model)
         # chosen reward, rejected reward, correct, pairs; separately for training and evaluation passes
-        self._stats = {True: torch.zeros(4, dtype=torch.float64), False: torch.zeros(4, dtype=torch.float64)}
+        self._stats = PairStats("preference_accuracy")
 
     def describe(self) -> str:
         reference = "none" if self.cfg.loss in REFERENCE_FREE else "the base with the adapter off"
@@ -112,18 +112,10 @@ class PreferenceObjective(Objective):
             reference = ref.chunk(2)
         loss, chosen_reward, rejected_reward = preference_loss(self.cfg, chosen, rejected, chosen_n, rejected_n,
                                                                *reference)
-        self._stats[self.training] += torch.tensor([chosen_reward.sum().item(), rejected_reward.sum().item(),
-                                     (chosen_reward > rejected_reward).sum().item(), len(loss)], dtype=torch.float64)
+        self._stats.add(self.training, chosen_reward, rejected_reward)
         return loss.sum(), torch.tensor(len(loss), device=loss.device)
 
     def pop_metrics(self, evaluation: bool = False) -> dict:
         """Mean rewards, margin and accuracy (chosen reward > rejected) of the training (or evaluation) pairs
         since the last call."""
-        stats = self._stats[not evaluation]
-        chosen, rejected, correct, pairs = stats.tolist()
-        stats.zero_()
-        if not pairs:
-            return {}
-        prefix = "eval_" if evaluation else ""
-        return {f"{prefix}reward_chosen": chosen / pairs, f"{prefix}reward_rejected": rejected / pairs,
-                f"{prefix}reward_margin": (chosen - rejected) / pairs, f"{prefix}preference_accuracy": correct / pairs}
+        return self._stats.pop(evaluation)

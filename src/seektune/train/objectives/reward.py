@@ -14,7 +14,7 @@ from torch import nn
 
 from seektune.data.preference import PairRow, collate_pairs
 from seektune.objective_config import ObjectiveConfig
-from seektune.train.objectives.base import Objective
+from seektune.train.objectives.base import Objective, PairStats
 
 
 def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor, margin_weight: float = 0.0) -> torch.Tensor:
@@ -32,7 +32,7 @@ class RewardObjective(Objective):
     def __init__(self, model: nn.Module, cfg: ObjectiveConfig):
         super().__init__(model)
         self.cfg = cfg
-        self._stats = {True: torch.zeros(4, dtype=torch.float64), False: torch.zeros(4, dtype=torch.float64)}
+        self._stats = PairStats("pair_accuracy")
 
     def describe(self) -> str:
         return f"reward (Bradley-Terry on pairs, centring weight {self.cfg.margin_weight})"
@@ -44,18 +44,9 @@ class RewardObjective(Objective):
         scores = self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, 0]
         chosen, rejected = scores.float().chunk(2)
         loss = bradley_terry_loss(chosen, rejected, self.cfg.margin_weight)
-        c, r = chosen.detach(), rejected.detach()
-        self._stats[self.training] += torch.tensor([c.sum().item(), r.sum().item(), (c > r).sum().item(),
-                                                    len(loss)], dtype=torch.float64)
+        self._stats.add(self.training, chosen, rejected)
         return loss.sum(), torch.tensor(len(loss), device=loss.device)
 
     def pop_metrics(self, evaluation: bool = False) -> dict:
         """Mean scores of chosen and rejected answers, margin and pair accuracy since the last call."""
-        stats = self._stats[not evaluation]
-        chosen, rejected, correct, pairs = stats.tolist()
-        stats.zero_()
-        if not pairs:
-            return {}
-        prefix = "eval_" if evaluation else ""
-        return {f"{prefix}reward_chosen": chosen / pairs, f"{prefix}reward_rejected": rejected / pairs,
-                f"{prefix}reward_margin": (chosen - rejected) / pairs, f"{prefix}pair_accuracy": correct / pairs}
+        return self._stats.pop(evaluation)
