@@ -181,6 +181,10 @@ class Config(Section):
         if objective.name != "causal_lm" and self.method.name in PROMPT_METHODS:
             raise ValueError(f"objective {objective.name} does not support method {self.method.name} (virtual "
                              "tokens); use lora, an adapter, full or freeze")
+        if objective.name == "reward" and self.method.name in ("freeze", "bottleneck"):
+            raise ValueError(f"objective reward trains a new score head, which method {self.method.name} would "
+                             "leave frozen or unsaved; use lora (peft saves the head beside the adapter), qlora, "
+                             "adalora, ia3 or full")
         if objective.uses_reference and self.method.name in ("full", "freeze", "bottleneck"):
             what = f"loss {objective.loss}" if objective.name == "dpo" else "its KL term (beta > 0)"
             raise ValueError(f"objective {objective.name} with {what} compares with a reference model, which a "

@@ -32,6 +32,7 @@ def _load(tmp_path, *overrides):
     (["objective.name=grpo", "method.name=freeze"], "objective.beta=0"),
     (["objective.name=reward", "method.name=prompt", "data.packing=false"], "does not support method prompt"),
     (["objective.nmae=dpo"], "did you mean 'name'"),
+    (["objective.name=reward", "method.name=freeze"], "trains a new score head"),
     (["objective.name=dpo", "objective.beta=0"], "must be > 0 for dpo"),
 ])
 def test_bad_objective_settings_name_the_key(tmp_path, overrides, message):
