@@ -13,7 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from seektune.schema import Section
 
-OBJECTIVES = ("causal_lm", "dpo", "reward", "grpo")
+OBJECTIVES = ("causal_lm", "dpo", "reward", "grpo", "kd")
 PAIRWISE = ("dpo", "reward")             # data: preference pairs (prompt, chosen, rejected)
 PROMPTS_ONLY = ("grpo",)                 # data: prompts (+ what the rewards check); answers are generated
 REFERENCE_FREE = ("simpo", "orpo")
@@ -27,6 +27,7 @@ _SETTINGS = {
     "reward": {"margin_weight"},
     "grpo": {"beta", "group_size", "rewards", "reward_weights", "max_new_tokens", "temperature", "top_p",
              "epsilon", "max_length_chars"},
+    "kd": {"teacher", "temperature", "alpha", "divergence", "jsd_beta"},
 }
 
 
@@ -34,7 +35,7 @@ class ObjectiveConfig(Section):
     name: Literal[OBJECTIVES] = Field(
         "causal_lm", description="causal_lm (cross-entropy on answers), dpo (preference pairs against a reference; "
         "simpo/orpo without one), reward (Bradley-Terry reward model on pairs), grpo (sampled groups scored by "
-        "reward functions)")
+        "reward functions), kd (distillation from a teacher on the answer tokens)")
     loss: Literal["sigmoid", "ipo", "hinge", "simpo", "orpo"] = Field(
         "sigmoid", description="dpo: sigmoid (DPO), ipo, hinge (SLiC) against the reference model; simpo and orpo "
         "need no reference")
@@ -58,10 +59,21 @@ class ObjectiveConfig(Section):
     reward_weights: list[float] | None = Field(
         None, description="grpo: one weight per reward function (default 1 each)")
     max_new_tokens: int = Field(48, gt=0, description="grpo: longest sampled completion, in tokens")
-    temperature: float = Field(1.0, gt=0, description="grpo: sampling temperature of the completions")
+    temperature: float = Field(1.0, gt=0, description="grpo: sampling temperature of the completions; kd: softmax "
+                               "temperature of teacher and student")
     top_p: float = Field(1.0, gt=0, le=1, description="grpo: nucleus sampling of the completions")
     epsilon: float = Field(0.2, gt=0, lt=1, description="grpo: clip range of the policy ratio")
     max_length_chars: int = Field(200, gt=0, description="grpo: the length reward's limit, in characters")
+
+    teacher: str | None = Field(
+        None, description="kd: the teacher (a run, a model directory or a packaged name); it must share the "
+        "student's tokenizer")
+    alpha: float = Field(0.5, ge=0, le=1, description="kd: weight of the distillation term; 1 - alpha weighs the "
+                         "cross-entropy on the answers")
+    divergence: Literal["forward_kl", "reverse_kl", "jsd"] = Field(
+        "forward_kl", description="kd: forward_kl KL(teacher||student), reverse_kl KL(student||teacher), or jsd "
+        "(generalised Jensen-Shannon with jsd_beta), per answer token")
+    jsd_beta: float = Field(0.5, gt=0, lt=1, description="kd with divergence jsd: the mixture weight (TRL GKD's beta)")
 
     @field_validator("rewards")
     @classmethod
@@ -99,6 +111,12 @@ class ObjectiveConfig(Section):
         if self.reward_weights is not None and len(self.reward_weights) != len(self.rewards):
             raise ValueError(f"objective.reward_weights has {len(self.reward_weights)} weights for "
                              f"{len(self.rewards)} rewards")
+        return self
+
+    @model_validator(mode="after")
+    def _kd_needs_a_teacher(self) -> "ObjectiveConfig":
+        if self.name == "kd" and not self.teacher:
+            raise ValueError("objective kd needs objective.teacher: the run or model to distil from")
         return self
 
     @property

@@ -179,3 +179,29 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, tiny_llama_dir, obje
     curve = {"dpo": "preference_accuracy", "reward": "pair_accuracy", "grpo": "reward"}[objective]
     assert [(m["step"], m["loss"], m[curve]) for m in _metrics(run) if "loss" in m] == \
         [(m["step"], m["loss"], m[curve]) for m in _metrics(straight) if "loss" in m]
+
+
+def test_kd_pulls_a_student_towards_its_teacher(tmp_path, tiny_llama_dir, tiny_tokenizer, alpaca_file, capsys):
+    from transformers import AutoModelForCausalLM
+
+    from tests.conftest import make_tiny_llama
+
+    teacher = _train(tmp_path / "teacher", tiny_llama_dir, alpaca_file, method={"name": "full"},
+                     train={**TRAIN, "max_steps": 30, "learning_rate": 3e-3})   # peaked, far from the student
+    student = make_tiny_llama(tmp_path / "student-model", tiny_tokenizer, seed=1, layers=1)  # smaller, other init
+    run = _train(tmp_path / "kd", student, alpaca_file, method={"name": "full"},
+                 objective={"name": "kd", "teacher": str(teacher), "alpha": 0.9, "temperature": 1.0,
+                            "divergence": "forward_kl"},
+                 train={**TRAIN, "max_steps": 20, "learning_rate": 3e-3})
+    divergences = [m["kd_divergence"] for m in _metrics(run) if "kd_divergence" in m]
+    assert len(divergences) == 20 and divergences[-1] < 0.3 * divergences[0]
+    AutoModelForCausalLM.from_pretrained(run / "final")   # the student alone, a plain transformers directory
+
+    other = tiny_tokenizer.__class__.from_pretrained(tiny_llama_dir)
+    other.add_tokens(["<extra>"])
+    stranger = make_tiny_llama(tmp_path / "stranger", other)
+    cfg = write_config(tmp_path / "bad", student, alpaca_file, method={"name": "full"},
+                       objective={"name": "kd", "teacher": str(stranger)})
+    capsys.readouterr()
+    assert main(["train", str(cfg)]) == 2
+    assert "has another tokenizer" in capsys.readouterr().err

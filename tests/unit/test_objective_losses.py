@@ -33,6 +33,8 @@ def _load(tmp_path, *overrides):
     (["objective.name=reward", "method.name=prompt", "data.packing=false"], "does not support method prompt"),
     (["objective.nmae=dpo"], "did you mean 'name'"),
     (["objective.name=reward", "method.name=freeze"], "trains a new score head"),
+    (["objective.name=kd"], "needs objective.teacher"),
+    (["objective.name=dpo", "objective.teacher=runs/x"], "objective.teacher is a setting of kd, not dpo"),
     (["objective.name=dpo", "objective.beta=0"], "must be > 0 for dpo"),
 ])
 def test_bad_objective_settings_name_the_key(tmp_path, overrides, message):
@@ -163,3 +165,20 @@ def test_grpo_supervises_each_answer_through_its_first_end_of_turn_token(tiny_ll
     assert seen["mask"][1].tolist() == [1, 1, 1, 1, 1, 0, 0]
     metrics = objective.pop_metrics()
     assert metrics["finished"] == 0.75 and metrics["completion_length"] == (3 + 2 + 4 + 1) / 4
+
+
+@pytest.mark.parametrize("kind, beta", [("forward_kl", 0.0), ("reverse_kl", 1.0), ("jsd", 0.5), ("jsd", 0.2)])
+def test_distillation_divergences_equal_trl_gkd(kind, beta):
+    """TRL's GKDTrainer.generalized_jsd_loss on the same logits: beta 0 is forward KL, 1 reverse KL."""
+    from trl.experimental.gkd import GKDTrainer
+
+    from seektune.train.objectives.distill import divergence
+
+    torch.manual_seed(0)
+    student, teacher = torch.randn(2, 5, 11), torch.randn(2, 5, 11)
+    labels = torch.tensor([[-100, 3, 4, -100, 1], [2, -100, -100, 5, 6]])
+    theirs = GKDTrainer.generalized_jsd_loss(student, teacher, labels, beta=beta, temperature=2.0)
+    mask = labels != -100
+    ours = divergence(student[mask], teacher[mask], kind, temperature=2.0, jsd_beta=beta if kind == "jsd" else 0.5)
+    assert ours.mean().item() == pytest.approx(theirs.item(), rel=1e-5)
+    assert (ours >= -1e-6).all()

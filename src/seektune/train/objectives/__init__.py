@@ -1,6 +1,6 @@
 """The objective registry: `objective.name` names one builder here, the only place that name is looked up.
 
-Adding an objective (distillation, ...): one module in this package with an Objective subclass (and its
+Adding an objective: one module in this package with an Objective subclass (and its
 collate, when its rows differ), one entry in OBJECTIVES and DATA, its name and settings in objective_config.py.
 """
 
@@ -13,7 +13,8 @@ from torch import nn
 from seektune.config import Config
 from seektune.errors import ConfigError
 from seektune.train.objectives.base import Objective
-from seektune.train.objectives.causal_lm import CausalLMObjective
+from seektune.train.objectives.causal_lm import CausalLMObjective, _unwrap_peft
+from seektune.train.objectives.distill import DistillationObjective
 from seektune.train.objectives.grpo import GRPOObjective
 from seektune.train.objectives.preference import PreferenceObjective
 from seektune.train.objectives.reward import RewardObjective
@@ -26,17 +27,37 @@ def _grpo(model: nn.Module, cfg: Config, tokenizer) -> GRPOObjective:
     return GRPOObjective(model, cfg.objective, tokenizer, RewardSet(cfg.objective, score_with_reward_models()))
 
 
+def _kd(model: nn.Module, cfg: Config, tokenizer) -> DistillationObjective:
+    """The teacher, loaded once and checked to speak the student's vocabulary."""
+    from seektune.artifacts import open_artifact
+
+    artifact = open_artifact(cfg.objective.teacher)
+    teacher_vocab = artifact.load_tokenizer().get_vocab()
+    if teacher_vocab != tokenizer.get_vocab():
+        raise ConfigError(f"objective.teacher: {cfg.objective.teacher} has another tokenizer ({len(teacher_vocab)} "
+                          f"tokens vs the student's {len(tokenizer.get_vocab())}, or the same size with other ids); "
+                          "distillation compares next-token distributions over one vocabulary, so teacher and "
+                          "student must share their tokenizer")
+    teacher = artifact.load_model()
+    rows = teacher.get_output_embeddings().weight.shape[0], _unwrap_peft(model).get_output_embeddings().weight.shape[0]
+    if rows[0] != rows[1]:
+        raise ConfigError(f"objective.teacher: its output head has {rows[0]} rows, the student's {rows[1]}: resize "
+                          "one so both score the same vocabulary")
+    return DistillationObjective(model, cfg.objective, teacher)
+
+
 OBJECTIVES: dict[str, Callable[[nn.Module, Config, object], Objective]] = {
     "causal_lm": lambda model, cfg, tokenizer: CausalLMObjective(model, label_smoothing=cfg.train.label_smoothing),
     "dpo": lambda model, cfg, tokenizer: PreferenceObjective(model, cfg.objective),
     "reward": lambda model, cfg, tokenizer: RewardObjective(model, cfg.objective),
     "grpo": _grpo,
+    "kd": _kd,
 }
 # what each objective's rows are (seektune.data.dataset KINDS) and which model head it trains
-DATA = {"causal_lm": "sft", "dpo": "pairs", "reward": "pairs", "grpo": "prompts"}
+DATA = {"causal_lm": "sft", "dpo": "pairs", "reward": "pairs", "grpo": "prompts", "kd": "sft"}
 HEAD = {"reward": "reward"}
 
-__all__ = ["DATA", "HEAD", "OBJECTIVES", "CausalLMObjective", "GRPOObjective", "Objective", "PreferenceObjective",
+__all__ = ["DATA", "HEAD", "OBJECTIVES", "CausalLMObjective", "DistillationObjective", "GRPOObjective", "Objective", "PreferenceObjective",
            "RewardObjective", "build"]
 
 
