@@ -88,10 +88,6 @@ def _read_all(files: list[DataFile], cfg: DataConfig, report: ReadReport,
     return records
 
 
-def _pair_rows(records: list[PreferenceRecord], renderer: Renderer) -> list:
-    return [row for row in (render_pair(renderer, r) for r in records) if row is not None]
-
-
 def _render(records: list[Record], renderer: Renderer) -> list[Sample]:
     samples: list[Sample] = []
     for r in records:
@@ -111,7 +107,7 @@ class Datasets:
     eval_domains: dict[str, list[Row]] = field(default_factory=dict)
 
 
-def _rows_by_domain(records: list[tuple[str | None, Record]], renderer: Renderer, cfg: DataConfig,
+def _rows_by_domain(records: list[tuple[str | None, Record]], renderer: Renderer, cfg: DataConfig, kind: str,
                     group_size: int) -> tuple[dict[str | None, list[Row]], int]:
     """Rows per domain (packing never mixes domains, so a row's domain is known); also the sample count."""
     groups: dict[str | None, list[Record]] = {}
@@ -119,11 +115,11 @@ def _rows_by_domain(records: list[tuple[str | None, Record]], renderer: Renderer
         groups.setdefault(domain, []).append(record)
     rows, n_samples = {}, 0
     for domain, group in groups.items():
-        if group and isinstance(group[0], PreferenceRecord):   # pairs: never packed, one unit per pair
-            rows[domain] = _pair_rows(group, renderer)
+        if kind == "pairs":   # never packed, one unit per pair
+            rows[domain] = [row for row in (render_pair(renderer, r) for r in group) if row is not None]
             n_samples += 2 * len(rows[domain])
             continue
-        if group and isinstance(group[0], Example):   # prompts: one unit per sampled completion
+        if kind == "prompts":   # one unit per sampled completion
             rows[domain] = [row for row in (render_prompt(renderer, e, group_size) for e in group) if row]
             n_samples += len(rows[domain])
             continue
@@ -140,7 +136,6 @@ def build(cfg: DataConfig, tokenizer, seed: int, terms: TermMatcher | None = Non
     inference prompts with what reward functions check (key fact, reference), `group_size` samples each."""
     if kind not in KINDS:
         raise ValueError(f"unknown data kind {kind!r}")
-    pairs = kind == "pairs"
     report = DataReport(kind=kind)
     train_records = _read_all(cfg.train, cfg, report.read, kind)
     eval_records = _read_all(cfg.eval, cfg, report.read, kind)
@@ -151,8 +146,8 @@ def build(cfg: DataConfig, tokenizer, seed: int, terms: TermMatcher | None = Non
         eval_records, train_records = shuffled[:k], shuffled[k:]
     renderer = Renderer(tokenizer, cfg.max_length, cfg.overlength, cfg.train_on if kind == "sft" else "last_assistant",
                         terms, term_weight, cfg.reasoning)
-    train_groups, report.train_samples = _rows_by_domain(train_records, renderer, cfg, group_size)
-    eval_groups, report.eval_samples = _rows_by_domain(eval_records, renderer, cfg, group_size)
+    train_groups, report.train_samples = _rows_by_domain(train_records, renderer, cfg, kind, group_size)
+    eval_groups, report.eval_samples = _rows_by_domain(eval_records, renderer, cfg, kind, group_size)
     if not report.train_samples:
         raise DataError("no training samples left after reading and rendering; see the data report above")
     empty = sorted(d for d, rows in train_groups.items() if d is not None and not rows)
@@ -161,10 +156,11 @@ def build(cfg: DataConfig, tokenizer, seed: int, terms: TermMatcher | None = Non
     train_rows = [r for rows in train_groups.values() for r in rows]
     eval_rows = [r for rows in eval_groups.values() for r in rows]
     report.train_rows = len(train_rows)
-    sequences = [s for r in train_rows for s in ((r.chosen, r.rejected) if pairs else (r,))] if kind != "prompts" \
-        else []
-    report.train_tokens = sum(len(r.input_ids) for r in sequences) if kind != "prompts" else \
-        sum(len(r.prompt_ids) for r in train_rows)
+    if kind == "prompts":   # nothing is supervised until answers are sampled
+        sequences, report.train_tokens = [], sum(len(r.prompt_ids) for r in train_rows)
+    else:
+        sequences = [s for r in train_rows for s in ((r.chosen, r.rejected) if kind == "pairs" else (r,))]
+        report.train_tokens = sum(len(r.input_ids) for r in sequences)
     report.train_supervised_tokens = sum(r.supervised for r in sequences)
     report.truncated = renderer.stats.truncated
     report.dropped_overlength = renderer.stats.dropped_overlength

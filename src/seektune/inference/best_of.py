@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from seektune.inference.reward_model import RewardModel
-from seektune.models.generation import Generated, generate_answers
+from seektune.inference.reward_model import RewardModel, answer_message
+from seektune.models.generation import generate_answers
 
 
 @dataclass
@@ -19,10 +19,6 @@ class Choice:
     reasoning: str | None
     reward: float | None                                  # the reward model's score of the kept answer
     candidates: list[dict] = field(default_factory=list)  # every sampled answer with its score (best-of only)
-
-
-def _message(g: Generated) -> dict:
-    return {"role": "assistant", "content": g.answer, **({"reasoning": g.reasoning} if g.reasoning else {})}
 
 
 def answer_all(model, tokenizer, prompts: list[list[dict]], best_of: int = 1, reward: RewardModel | None = None,
@@ -40,7 +36,7 @@ def answer_all(model, tokenizer, prompts: list[list[dict]], best_of: int = 1, re
         repeated = [p for p in batch for _ in range(best_of)]
         generated = generate_answers(model, tokenizer, repeated, max_new_tokens,
                                      temperature if best_of > 1 else 0.0)
-        scores = reward.score(repeated, [_message(g) for g in generated]) if reward is not None else \
+        scores = reward.score(repeated, [answer_message(g.answer, g.reasoning) for g in generated]) if reward is not None else \
             [None] * len(generated)
         for i in range(len(batch)):
             group = list(zip(generated[i * best_of:(i + 1) * best_of], scores[i * best_of:(i + 1) * best_of]))

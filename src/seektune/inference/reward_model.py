@@ -15,6 +15,11 @@ from seektune.data.render import Renderer
 from seektune.errors import ModelError
 
 
+def answer_message(answer: str, reasoning: str | None) -> dict:
+    """A generated answer as the assistant message the reward model scores (its reasoning kept apart)."""
+    return {"role": "assistant", "content": answer, **({"reasoning": reasoning} if reasoning else {})}
+
+
 class RewardModel:
     def __init__(self, ref: str | Path, batch_size: int = 8):
         artifact = open_artifact(ref)
@@ -49,8 +54,7 @@ def score_with_reward_models() -> Callable[[str, list], list[float]]:
     def scorer(ref: str, sampled: list) -> list[float]:
         if ref not in loaded:
             loaded[ref] = RewardModel(ref)
-        answers = [{"role": "assistant", "content": s.answer, **({"reasoning": s.reasoning} if s.reasoning else {})}
-                   for s in sampled]
+        answers = [answer_message(s.answer, s.reasoning) for s in sampled]
         return loaded[ref].score([s.example.messages for s in sampled], answers)
 
     return scorer

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from seektune.data.batching import Row, collate
+from seektune.data.preference import PairRow, collate_pairs
 
 
 class Objective(nn.Module):
@@ -62,3 +63,22 @@ class PairStats:
         return {f"{prefix}reward_chosen": chosen / pairs, f"{prefix}reward_rejected": rejected / pairs,
                 f"{prefix}reward_margin": (chosen - rejected) / pairs,
                 f"{prefix}{self.accuracy_name}": correct / pairs}
+
+
+class PairwiseObjective(Objective):
+    """An objective on preference pairs (DPO family, reward model): batches hold the chosen answers, then the
+    rejected ones; forward records each pair's two scores with `self._stats.add(...)`."""
+
+    unit = "pairs"
+    accuracy_name = "pair_accuracy"
+
+    def __init__(self, model: nn.Module):
+        super().__init__(model)
+        self._stats = PairStats(self.accuracy_name)
+
+    def collate(self, rows: list[PairRow], pad_id: int, packed: bool) -> dict[str, torch.Tensor]:
+        return collate_pairs(rows, pad_id)
+
+    def pop_metrics(self, evaluation: bool = False) -> dict:
+        """Mean chosen and rejected scores, margin and accuracy (chosen > rejected) since the last call."""
+        return self._stats.pop(evaluation)

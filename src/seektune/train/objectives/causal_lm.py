@@ -26,6 +26,18 @@ def supports_selective_head(model: nn.Module) -> bool:
     return hasattr(base, "get_decoder") and base.get_output_embeddings() is not None
 
 
+def answer_logits(model: nn.Module, input_ids, position_ids, attention_mask, supervised, selective: bool):
+    """Logits at the supervised positions only: with `selective`, the decoder's hidden states there go through
+    the output head (no batch x seq x vocab tensor); otherwise the model's own forward, then the selection."""
+    if selective:
+        base = _unwrap_peft(model)
+        hidden = base.get_decoder()(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask,
+                                    use_cache=False).last_hidden_state
+        return base.get_output_embeddings()(hidden[supervised])
+    return model(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask,
+                 use_cache=False).logits[supervised]
+
+
 def _virtual_tokens(model: nn.Module) -> bool:
     """peft prompt/prefix/p-tuning: the model must run its own forward, which prepends the virtual tokens."""
     config = getattr(model, "active_peft_config", None)
@@ -58,19 +70,12 @@ class CausalLMObjective(Objective):
 
     def forward(self, input_ids, targets, position_ids, attention_mask=None, weights=None):
         supervised = targets != IGNORE
-        if self.selective_head:
-            base = _unwrap_peft(self.model)
-            hidden = base.get_decoder()(
-                input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask, use_cache=False
-            ).last_hidden_state
-            logits = base.get_output_embeddings()(hidden[supervised])
-        elif self.virtual_tokens:  # padded rows only (config check); positions start at 0 after the prompt
+        if self.virtual_tokens:  # padded rows only (config check); positions start at 0 after the prompt
             out = self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
             logits = out.logits[:, -input_ids.shape[1]:][supervised]
         else:
-            out = self.model(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask,
-                             use_cache=False)
-            logits = out.logits[supervised]
+            logits = answer_logits(self.model, input_ids, position_ids, attention_mask, supervised,
+                                   self.selective_head)
         losses = F.cross_entropy(logits.float(), targets[supervised], reduction="none",
                                  label_smoothing=self.label_smoothing)
         if weights is not None:

@@ -21,7 +21,7 @@ from torch import nn
 from seektune.data.render import IGNORE
 from seektune.objective_config import ObjectiveConfig
 from seektune.train.objectives.base import Objective
-from seektune.train.objectives.causal_lm import _unwrap_peft, supports_selective_head
+from seektune.train.objectives.causal_lm import answer_logits, supports_selective_head
 
 
 def divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor, kind: str, temperature: float = 1.0,
@@ -36,16 +36,6 @@ def divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor, kind:
     mixture = torch.logsumexp(torch.stack([student + math.log1p(-jsd_beta), teacher + math.log(jsd_beta)]), dim=0)
     return (jsd_beta * F.kl_div(mixture, teacher, reduction="none", log_target=True)
             + (1 - jsd_beta) * F.kl_div(mixture, student, reduction="none", log_target=True)).sum(-1)
-
-
-def _answer_logits(model: nn.Module, input_ids, position_ids, attention_mask, supervised, selective: bool):
-    if selective:
-        base = _unwrap_peft(model)
-        hidden = base.get_decoder()(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask,
-                                    use_cache=False).last_hidden_state
-        return base.get_output_embeddings()(hidden[supervised])
-    return model(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask,
-                 use_cache=False).logits[supervised]
 
 
 class DistillationObjective(Objective):
@@ -69,10 +59,10 @@ class DistillationObjective(Objective):
         if next(teacher.parameters()).device != input_ids.device:
             teacher.to(input_ids.device)
         supervised = targets != IGNORE
-        student_logits = _answer_logits(self.model, input_ids, position_ids, attention_mask, supervised,
+        student_logits = answer_logits(self.model, input_ids, position_ids, attention_mask, supervised,
                                         self.selective)
         with torch.no_grad():
-            teacher_logits = _answer_logits(teacher, input_ids, position_ids, attention_mask, supervised,
+            teacher_logits = answer_logits(teacher, input_ids, position_ids, attention_mask, supervised,
                                             self.selective)
         kd = divergence(student_logits, teacher_logits, self.cfg.divergence, self.cfg.temperature, self.cfg.jsd_beta)
         ce = F.cross_entropy(student_logits.float(), targets[supervised], reduction="none")

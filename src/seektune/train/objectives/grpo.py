@@ -80,13 +80,14 @@ class GRPOObjective(Objective):
 
     def _score(self, completions: torch.Tensor, keep: torch.Tensor, finished: torch.Tensor, prompts: torch.Tensor,
                examples: list) -> tuple[torch.Tensor, dict[str, float]]:
+        group = self.cfg.group_size
+        opened = [prompt_opens_reasoning(self.tokenizer, p) for p in prompts[::group].tolist()]  # once per prompt
         sampled = []
         for i, row in enumerate(completions.tolist()):
             text = self.tokenizer.decode([t for t, k in zip(row, keep[i].tolist()) if k and t not in self.stops],
                                          skip_special_tokens=True)
-            opened = prompt_opens_reasoning(self.tokenizer, prompts[i].tolist())
-            reasoning, answer, closed = parse_generated(text, opened)
-            sampled.append(Sampled(answer, reasoning, closed, bool(finished[i]), examples[i // self.cfg.group_size]))
+            reasoning, answer, closed = parse_generated(text, opened[i // group])
+            sampled.append(Sampled(answer, reasoning, closed, bool(finished[i]), examples[i // group]))
         return self.rewards(sampled)
 
     def forward(self, input_ids, attention_mask, examples):

@@ -17,25 +17,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seektune.data.preference import PairRow, collate_pairs
 from seektune.objective_config import REFERENCE_FREE, ObjectiveConfig
 from seektune.data.render import IGNORE
-from seektune.train.objectives.base import Objective, PairStats
-from seektune.train.objectives.causal_lm import _unwrap_peft, supports_selective_head
+from seektune.train.objectives.base import PairwiseObjective
+from seektune.train.objectives.causal_lm import answer_logits, supports_selective_head
 
 
 def token_logps(model: nn.Module, input_ids, targets, attention_mask, position_ids,
                 selective_head: bool = True) -> torch.Tensor:
     """log p(target) at every supervised position (row-major order of `targets != IGNORE`)."""
     supervised = targets != IGNORE
-    if selective_head:
-        base = _unwrap_peft(model)
-        hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                                    use_cache=False).last_hidden_state
-        logits = base.get_output_embeddings()(hidden[supervised])
-    else:
-        logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                       use_cache=False).logits[supervised]
+    logits = answer_logits(model, input_ids, position_ids, attention_mask, supervised, selective_head)
     return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[supervised][:, None])[:, 0]
 
 
@@ -81,23 +73,20 @@ def preference_loss(cfg: ObjectiveConfig, chosen: torch.Tensor, rejected: torch.
     return loss, beta * chosen_ratio.detach(), beta * rejected_ratio.detach()
 
 
-class PreferenceObjective(Objective):
+class PreferenceObjective(PairwiseObjective):
+    """Logs the mean rewards (beta x log-ratio to the reference), margin and preference accuracy."""
+
     name = "dpo"
-    unit = "pairs"
+    accuracy_name = "preference_accuracy"
 
     def __init__(self, model: nn.Module, cfg: ObjectiveConfig):
         super().__init__(model)
         self.cfg = cfg
         self.selective_head = supports_selective_head(model)
-        # chosen reward, rejected reward, correct, pairs; separately for training and evaluation passes
-        self._stats = PairStats("preference_accuracy")
 
     def describe(self) -> str:
         reference = "none" if self.cfg.loss in REFERENCE_FREE else "the base with the adapter off"
         return f"dpo (loss {self.cfg.loss}, beta {self.cfg.beta}, reference: {reference})"
-
-    def collate(self, rows: list[PairRow], pad_id: int, packed: bool) -> dict[str, torch.Tensor]:
-        return collate_pairs(rows, pad_id)
 
     def forward(self, input_ids, targets, position_ids, attention_mask=None, weights=None):
         logps, counts = sequence_logps(self.model, input_ids, targets, attention_mask, position_ids,
@@ -114,8 +103,3 @@ class PreferenceObjective(Objective):
                                                                *reference)
         self._stats.add(self.training, chosen_reward, rejected_reward)
         return loss.sum(), torch.tensor(len(loss), device=loss.device)
-
-    def pop_metrics(self, evaluation: bool = False) -> dict:
-        """Mean rewards, margin and accuracy (chosen reward > rejected) of the training (or evaluation) pairs
-        since the last call."""
-        return self._stats.pop(evaluation)

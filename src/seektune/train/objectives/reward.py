@@ -12,9 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seektune.data.preference import PairRow, collate_pairs
 from seektune.objective_config import ObjectiveConfig
-from seektune.train.objectives.base import Objective, PairStats
+from seektune.train.objectives.base import PairwiseObjective
 
 
 def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor, margin_weight: float = 0.0) -> torch.Tensor:
@@ -25,20 +24,18 @@ def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor, margin_weig
     return loss
 
 
-class RewardObjective(Objective):
+class RewardObjective(PairwiseObjective):
+    """Logs the mean scores of chosen and rejected answers, margin and pair accuracy."""
+
     name = "reward"
-    unit = "pairs"
+    accuracy_name = "pair_accuracy"
 
     def __init__(self, model: nn.Module, cfg: ObjectiveConfig):
         super().__init__(model)
         self.cfg = cfg
-        self._stats = PairStats("pair_accuracy")
 
     def describe(self) -> str:
         return f"reward (Bradley-Terry on pairs, centring weight {self.cfg.margin_weight})"
-
-    def collate(self, rows: list[PairRow], pad_id: int, packed: bool) -> dict[str, torch.Tensor]:
-        return collate_pairs(rows, pad_id)
 
     def forward(self, input_ids, targets, position_ids, attention_mask=None, weights=None):
         scores = self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, 0]
@@ -46,7 +43,3 @@ class RewardObjective(Objective):
         loss = bradley_terry_loss(chosen, rejected, self.cfg.margin_weight)
         self._stats.add(self.training, chosen, rejected)
         return loss.sum(), torch.tensor(len(loss), device=loss.device)
-
-    def pop_metrics(self, evaluation: bool = False) -> dict:
-        """Mean scores of chosen and rejected answers, margin and pair accuracy since the last call."""
-        return self._stats.pop(evaluation)
