@@ -1,4 +1,4 @@
-"""The one typed config tree: model, method, data, train, objective, output.
+"""The one typed config tree: model, method, data, train, objective, continual, output.
 
 Defaults live only here. Unknown keys and bad values fail with a message naming the dotted key
 and, for typos, the closest valid key. `load()` merges YAML with `dotted.key=value` overrides.
@@ -13,12 +13,15 @@ import yaml
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from seektune.atomic import write_text
+from seektune.continual_config import ContinualConfig
 from seektune.method_config import PROMPT_METHODS, MethodConfig
 from seektune.objective_config import ObjectiveConfig
 from seektune.schema import Section, apply_overrides, beside, read_yaml, validate
 from seektune.schema import describe as describe_schema
 
 S = TypeVar("S", bound=BaseModel)
+# methods whose weight change EWC and L2-SP can measure: the weights themselves, or LoRA's B @ A
+ANCHORED_METHODS = ("full", "freeze", "lora")
 
 
 class ModelConfig(Section):
@@ -167,6 +170,7 @@ class Config(Section):
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    continual: ContinualConfig = Field(default_factory=ContinualConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     @model_validator(mode="after")
@@ -191,10 +195,34 @@ class Config(Section):
                              "peft adapter gives for free (the base with the adapter switched off); with method "
                              f"{self.method.name} use " + ("a reference-free loss (simpo, orpo)" if objective.name
                              == "dpo" else "objective.beta=0") + " or an adapter method (lora, qlora...)")
+        self._check_continual()
         if self.method.name in PROMPT_METHODS and self.data.packing:
             raise ValueError(f"data.packing must be false for method {self.method.name}: the virtual tokens are "
                              "prepended to every row, so samples cannot share one")
         return self
+
+    def _check_continual(self) -> None:
+        c = self.continual
+        if not c.active:
+            return
+        if self.objective.name not in ("causal_lm", "kd"):
+            raise ValueError(f"continual: learning a task after earlier ones trains on answers (objective causal_lm "
+                             f"or kd), not objective {self.objective.name}")
+        if (c.ewc or c.l2sp) and self.method.name not in ANCHORED_METHODS:
+            raise ValueError(f"continual.{'ewc' if c.ewc else 'l2sp'} penalises the change of the model's weights, "
+                             f"which method {self.method.name} does not expose; use one of "
+                             f"{', '.join(ANCHORED_METHODS)}")
+        if (c.ewc or c.l2sp) and self.method.name == "lora" and self.method.lora.use_dora:
+            raise ValueError("continual.ewc/l2sp measure LoRA's change as B @ A, which DoRA's magnitudes change "
+                             "too; set method.lora.use_dora=false")
+        if c.replay and any(f.domain for f in self.data.train):
+            raise ValueError("continual.replay mixes earlier data into uniform epochs; it does not combine with "
+                             "domains on data.train files")
+
+    @property
+    def task(self) -> str:
+        """This run's task id (continual.task, else the run's name)."""
+        return self.continual.task or self.output.name
 
     @property
     def run_dir(self) -> Path:
@@ -205,6 +233,10 @@ class Config(Section):
             f.path = beside(f.path, base)
         if self.train.term_file:
             self.train.term_file = beside(self.train.term_file, base)
+        c = self.continual
+        c.previous = [beside(p, base) for p in c.previous]
+        if c.replay:
+            c.replay.data = [beside(p, base) for p in c.replay.data]
 
 
 def load(path: str | Path | None, overrides: list[str] | None = None, schema: type[S] = Config) -> S:

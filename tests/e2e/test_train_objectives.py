@@ -21,6 +21,11 @@ def write_pairs(path):
     return path
 
 
+def write_alpaca(path):
+    path.write_text("".join(json.dumps({"instruction": q, "input": "", "output": a}) + "\n" for q, a in QA))
+    return path
+
+
 def write_prompts(path):
     path.write_text("".join(json.dumps({"question": q, "reference": a, "key_fact": a.split()[0]}) + "\n"
                             for q, a in QA))
@@ -146,6 +151,7 @@ RESUMED = {   # one per objective family: each checkpoint must carry what its ob
     "reward": ("pairs", {"name": "reward"}, {}, 40),
     "grpo": ("prompts", {"name": "grpo", "group_size": 4, "max_new_tokens": 6, "rewards": ["length"],
                          "max_length_chars": 10}, {"lora": {"r": 4, "lora_alpha": 8, "lora_dropout": 0.1}}, 24),
+    "kd": ("sft", {"name": "kd", "teacher": "<base>", "alpha": 0.5, "divergence": "jsd"}, {}, 24),
 }
 
 
@@ -160,7 +166,10 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, tiny_llama_dir, obje
     from tests.e2e.test_resume import _cmd, _env, kill_after_checkpoint
 
     kind, settings, method, steps = RESUMED[objective]
-    data = (write_pairs if kind == "pairs" else write_prompts)(tmp_path / "data.jsonl")
+    writer = {"pairs": write_pairs, "prompts": write_prompts, "sft": write_alpaca}[kind]
+    data = writer(tmp_path / "data.jsonl")
+    if settings.get("teacher") == "<base>":   # KD: the base teaches its own LoRA-tuned copy
+        settings = {**settings, "teacher": str(tiny_llama_dir)}
     sections = dict(objective=settings, method={"name": "lora", **method},
                     train={**TRAIN, "max_steps": steps, "micro_batch_size": 2, "gradient_accumulation_steps": 2,
                            "save_every": 4})
@@ -176,7 +185,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, tiny_llama_dir, obje
     assert a.keys() == b.keys() and a
     for k in a:
         assert torch.equal(a[k], b[k]), f"{k} differs after resume"
-    curve = {"dpo": "preference_accuracy", "reward": "pair_accuracy", "grpo": "reward"}[objective]
+    curve = {"dpo": "preference_accuracy", "reward": "pair_accuracy", "grpo": "reward", "kd": "kd_divergence"}[objective]
     assert [(m["step"], m["loss"], m[curve]) for m in _metrics(run) if "loss" in m] == \
         [(m["step"], m["loss"], m[curve]) for m in _metrics(straight) if "loss" in m]
 

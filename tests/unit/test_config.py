@@ -98,3 +98,27 @@ def test_term_file_resolves_next_to_the_yaml(tmp_path):
     (tmp_path / "terms.txt").write_text("fasting\n")
     cfg = config.load(_write(tmp_path, "data: {train: a.jsonl}\ntrain: {term_file: terms.txt}\n"))
     assert cfg.train.term_file == str(tmp_path / "terms.txt")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("continual: {previous: [r], ewc: {wieght: 3}}", r"continual\.ewc\.wieght: unknown key; did you mean 'weight'"),
+    ("continual: {previous: [r], replay: {ratio: 1.5}}", r"continual\.replay\.ratio"),
+    ("continual: {ewc: {weight: 3}}", r"continual\.ewc keeps earlier tasks: name them in continual\.previous"),
+    ("continual: {freeze_schedule: {b: 'first half'}}", r"freeze_schedule\.b: 'first half' is not a layer list"),
+    ("continual: {previous: [r], replay: {}}\nobjective: {name: dpo}", r"continual: .* not objective dpo"),
+    ("continual: {previous: [r], ewc: {}}\nmethod: {name: ia3}", r"continual\.ewc .* method ia3"),
+    ("continual: {previous: [r], l2sp: {}}\nmethod: {name: lora, lora: {use_dora: true}}", r"use_dora=false"),
+])
+def test_continual_settings_are_validated_with_the_key_named(tmp_path, text, message):
+    p = _write(tmp_path, "data: {train: a.jsonl}\n" + text + "\n")
+    with pytest.raises(ConfigError, match=message):
+        config.load(p)
+
+
+def test_continual_defaults_and_layer_lists(tmp_path):
+    from seektune.continual_config import parse_layers
+
+    cfg = config.load(_write(tmp_path, "data: {train: a.jsonl}\noutput: {name: travel}\n"
+                             "continual: {previous: [runs/a], ewc: {}, replay: {prioritized: true}}\n"))
+    assert cfg.task == "travel" and cfg.continual.ewc.weight == 1000 and cfg.continual.replay_runs == ["runs/a"]
+    assert parse_layers("0-3, 7") == [0, 1, 2, 3, 7]

@@ -1,4 +1,4 @@
-"""The loop's step hooks as one: what the method adds (AdaLoRA) and any regularisers, called in order."""
+"""The loop's step hooks as one: what the method adds (AdaLoRA) and the regularisers (EWC, L2-SP), in order."""
 
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ class HookList:
         for h in self.hooks:
             if h.name in state:
                 h.load_state_dict(state[h.name])
+
+    def metrics(self) -> dict:
+        return {k: v for h in self.hooks for k, v in h.metrics().items()}
 
     def summary(self) -> dict:
         return {k: v for h in self.hooks for k, v in h.summary().items()}

@@ -37,6 +37,8 @@ from seektune.models.layers import enable_gradient_checkpointing, float32_master
 from seektune.models.loading import load_model, load_tokenizer, resolve
 from seektune.runtime import resolve_precision, restore_rng_state, rng_state, seed_everything, set_threads
 from seektune.train import checkpoint, objectives, param_groups
+from seektune.train.continual import Continual
+from seektune.train.continual.replay import row_losses
 from seektune.train.hooks import HookList
 from seektune.train.step_plan import make_plan
 from seektune.train.tracking import MetricsLog, flat_config, plot_loss, prepare_trackers
@@ -52,6 +54,7 @@ class LoopState:
     evals_without_improvement: int = 0
     stopped_early: bool = False
     domains: dict | None = None  # domain re-weighting state (weights and reference losses)
+    replay: dict | None = None   # prioritised replay: the replayed samples' last losses
 
 
 def _begin(run: RunDir, cfg: Config, resume: bool, accelerator: Accelerator) -> Path | None:
@@ -109,12 +112,12 @@ def _save_checkpoint(accelerator, root: Path, step: int, model, optimizer, sched
 
 
 def _save_final(accelerator, model, tokenizer, run: RunDir, cfg: Config, spec: methods.MethodSpec,
-                head: str) -> Path:
+                head: str, base_source: str) -> Path:
     gathered = spec.artifact == "full-model" and accelerator.distributed_type != DistributedType.NO
     state = accelerator.get_state_dict(model) if gathered else None  # sharded engines gather the full weights
     if accelerator.is_main_process:
         inner = accelerator.unwrap_model(model)
-        base = resolve(cfg.model.name_or_path)
+        base = resolve(base_source)   # a continual run's adapter names the merged start model as its base
 
         def write(tmp: Path) -> None:
             if state is not None:
@@ -147,6 +150,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
     is_main = accelerator.is_main_process
     resume_from = _begin(run, cfg, resume, accelerator)
     seed_everything(cfg.train.seed)
+    continual = Continual(cfg, run, accelerator)
 
     tokenizer = load_tokenizer(cfg.model)
     terms = TermMatcher.from_file(cfg.train.term_file) if cfg.train.term_file else None
@@ -154,19 +158,23 @@ def train(cfg: Config, resume: bool = False) -> Path:
                       kind=objectives.DATA[cfg.objective.name], group_size=cfg.objective.group_size)
     pad_id = tokenizer.pad_token_id
     plan, reweighter = make_plan(cfg, data, accelerator.num_processes)
+    replay = continual.plan(data.train, tokenizer, accelerator.num_processes)
+    plan = replay or plan
     total_steps = cfg.train.max_steps or max(1, math.ceil(cfg.train.epochs * plan.steps_per_epoch))
 
     head = objectives.HEAD.get(cfg.objective.name, "causal_lm")
-    base = load_model(cfg.model, quantization=spec.quantization(cfg.method) if spec.quantization else None,
+    model_cfg = continual.model_config()
+    base = load_model(model_cfg, quantization=spec.quantization(cfg.method) if spec.quantization else None,
                       head=head, pad_token_id=pad_id)
-    model = methods.prepare(base, cfg.method, total_steps, tokenizer_path=resolve(cfg.model.name_or_path))
+    continual.before_method(base, tokenizer, pad_id)
+    model = methods.prepare(base, cfg.method, total_steps, tokenizer_path=resolve(model_cfg.name_or_path))
     float32_master(model)
     if cfg.train.gradient_checkpointing:
         enable_gradient_checkpointing(model)
+    hooks = HookList(([spec.hooks(model, cfg.method)] if spec.hooks else []) + continual.after_method(model))
     trainable, total = trainable_summary(model)
     if trainable == 0:
         raise ConfigError("method: nothing is trainable with these settings")
-    hooks = HookList([spec.hooks(model, cfg.method)] if spec.hooks else [])
     optimizer = torch.optim.AdamW(param_groups.build(model, cfg), lr=cfg.train.learning_rate,
                                   betas=(cfg.train.adam_beta1, cfg.train.adam_beta2))
     scheduler_name = "constant_with_warmup" if cfg.train.lr_scheduler == "constant" else cfg.train.lr_scheduler
@@ -191,6 +199,8 @@ def train(cfg: Config, resume: bool = False) -> Path:
         if reweighter is not None and state.domains:
             reweighter.load_state_dict(state.domains)
             plan.weights = dict(reweighter.weights)
+        if replay is not None and state.replay:
+            replay.load_state_dict(state.replay)
         restore_rng_state(rng)
         metrics.truncate_after(state.step)
         log.info("resumed from %s", resume_from)
@@ -200,7 +210,8 @@ def train(cfg: Config, resume: bool = False) -> Path:
                    f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.3f}%)",
                    f"precision: {precision if precision != 'no' else 'fp32'}, threads: {threads}, "
                    f"processes: {accelerator.num_processes}, objective: {objective_line}",
-                   f"steps: {total_steps} ({plan.steps_per_epoch} per epoch)", *data.report.lines()]
+                   f"steps: {total_steps} ({plan.steps_per_epoch} per epoch)", *continual.lines,
+                   *data.report.lines()]
         if trackers:
             summary.append(f"tracking: {', '.join(trackers)} in {run.tracking}")
         print("\n".join(summary), flush=True)
@@ -211,6 +222,11 @@ def train(cfg: Config, resume: bool = False) -> Path:
     params = [p for p in objective.parameters() if p.requires_grad]
     objective.train()
     while state.step < total_steps and not state.stopped_early:
+        if replay is not None and replay.needs_refresh(state.step):
+            losses = row_losses(accelerator.unwrap_model(objective).model, replay.replay_rows, pad_id,
+                                accelerator.device, accelerator.process_index, accelerator.num_processes)
+            replay.set_losses(accelerator.reduce(losses, "sum").tolist())
+            state.replay = replay.state_dict()
         mine, step_units = plan.step(state.step, accelerator.process_index)
         step_loss = torch.zeros((), dtype=torch.float64, device=accelerator.device)
         scale = accelerator.num_processes / max(step_units, 1)  # DDP averages over processes; undo, then per unit
@@ -240,7 +256,8 @@ def train(cfg: Config, resume: bool = False) -> Path:
                            "loss": last_loss, "lr": lr, "supervised_tokens": step_units,
                            "grad_norm": float(grad_norm) if grad_norm is not None else None,
                            "supervised_tokens_per_s": tokens_done / elapsed, "elapsed_s": elapsed,
-                           **accelerator.unwrap_model(objective).pop_metrics()})
+                           **({"replayed_rows": replay.last_replayed} if replay is not None else {}),
+                           **hooks.metrics(), **accelerator.unwrap_model(objective).pop_metrics()})
         bar.set_postfix({"loss": f"{last_loss:.4f}", "lr": f"{lr:.2e}", unit_rate: f"{tokens_done / elapsed:.3g}"})
         bar.update(1)
 
@@ -265,13 +282,14 @@ def train(cfg: Config, resume: bool = False) -> Path:
         final_eval = _evaluate(objective, data.eval, cfg, accelerator, pad_id)
         metrics.write({"step": state.step, "eval_loss": final_eval,
                        **accelerator.unwrap_model(objective).pop_metrics(evaluation=True)})
-    final = _save_final(accelerator, accelerator.unwrap_model(objective).model, tokenizer, run, cfg, spec, head)
+    final = _save_final(accelerator, accelerator.unwrap_model(objective).model, tokenizer, run, cfg, spec, head,
+                        model_cfg.name_or_path)
     if is_main:
         plot_loss(run.metrics, run.loss_plot)
         write_json(run.result, {"steps": state.step, "final_train_loss": last_loss, "final_eval_loss": final_eval,
                                 "stopped_early": state.stopped_early, "trainable_parameters": trainable,
                                 "total_parameters": total, "precision": precision, "final": str(final),
-                                **hooks.summary()})
+                                **hooks.summary(), **continual.summary()})
         print(f"done: {state.step} steps, train loss {last_loss:.4f}"
               + (f", eval loss {final_eval:.4f}" if final_eval is not None else "")
               + f"\nmodel: {final}\nmetrics: {run.metrics}, plot: {run.loss_plot}", flush=True)

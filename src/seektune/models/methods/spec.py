@@ -40,6 +40,10 @@ class StepHook:
     def load_state_dict(self, state: dict) -> None:
         pass
 
+    def metrics(self) -> dict:
+        """Entries for metrics.jsonl at each logged step (a penalty's value)."""
+        return {}
+
     def summary(self) -> dict:
         """Entries for the run's result.json."""
         return {}
