@@ -45,6 +45,8 @@ def eval_setup(tmp_path, tiny_llama_dir, alpaca_file):
         "generation": {"max_new_tokens": 6, "batch_size": 2},
         "efficiency": {"prompts": 1, "max_new_tokens": 4},
         "harness": {"tasks": ["tiny_mc"], "include_path": str(tasks_dir)},
+        "continual": {"sequences": {"qa-then-general": [{"model": "base", "task": "qa"},
+                                                        {"model": "tuned", "task": "general"}]}},
         "output_dir": str(tmp_path / "eval"),
     }
     path = tmp_path / "eval.yaml"
@@ -97,3 +99,11 @@ def test_eval_writes_a_complete_report_and_resumes(eval_setup, monkeypatch):
                     "## Metric definitions"):
         assert heading in md
     assert (out / "charts/qa__f1.png").is_file() and (out / "charts/forgetting.png").is_file()
+    # the continual view: every task's primary score after each stage, from the same predictions
+    seq = report["continual"]["qa-then-general"]
+    scores = {t: {m: report["tasks"][t]["models"][m]["clean"][report["tasks"][t]["primary"]] for m in ("base", "tuned")}
+              for t in ("qa", "general")}
+    assert seq["matrix"] == [[scores["qa"]["base"], scores["general"]["base"]],
+                             [scores["qa"]["tuned"], scores["general"]["tuned"]]]
+    assert seq["bwt"] == pytest.approx(scores["qa"]["tuned"] - scores["qa"]["base"])
+    assert "## Continual learning" in md and (out / "charts/continual__qa-then-general.png").is_file()

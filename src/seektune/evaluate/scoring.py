@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from seektune.metrics import semantic
 from seektune.metrics.citation import citation_scores
 from seektune.evaluate.classification import LabelRule, classification_scores
 from seektune.evaluate.eval_config import TaskConfig
@@ -16,6 +17,8 @@ def score_example(task: TaskConfig, example: Example, prediction: str, reasoning
               **rouge(prediction, example.reference)}
     if example.key_fact:
         scores["key_fact"] = key_fact_match(prediction, example.key_fact)
+    if semantic.available():   # the packaged sentence-embedding model is installed
+        scores["semantic_similarity"] = semantic.semantic_similarity(prediction, example.reference)
     if task.type == "citation":
         cited = citation_scores(prediction, example.reference)
         if cited is not None:

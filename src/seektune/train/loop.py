@@ -256,7 +256,8 @@ def train(cfg: Config, resume: bool = False) -> Path:
                            "loss": last_loss, "lr": lr, "supervised_tokens": step_units,
                            "grad_norm": float(grad_norm) if grad_norm is not None else None,
                            "supervised_tokens_per_s": tokens_done / elapsed, "elapsed_s": elapsed,
-                           **({"replayed_rows": replay.last_replayed} if replay is not None else {}),
+                           **({"replayed_rows": replay.last_replayed, "replayed_samples": replay.last_replayed_samples}
+                              if replay is not None else {}),
                            **hooks.metrics(), **accelerator.unwrap_model(objective).pop_metrics()})
         bar.set_postfix({"loss": f"{last_loss:.4f}", "lr": f"{lr:.2e}", unit_rate: f"{tokens_done / elapsed:.3g}"})
         bar.update(1)

@@ -89,15 +89,22 @@ def save(path: Path, fisher: dict[str, torch.Tensor], meta: dict) -> None:
     os.replace(tmp, path)
 
 
-def load(path: Path, meta: dict | None = None) -> dict[str, torch.Tensor] | None:
-    """The saved Fisher, or None when there is none or it was computed from something else than `meta`."""
+def matches(path: Path, meta: dict) -> bool:
+    """A saved Fisher computed from `meta` exists (only its header is read)."""
     if not path.is_file():
-        return None
+        return False
     with safe_open(str(path), framework="pt") as f:
         stored = json.loads((f.metadata() or {}).get("seektune", "{}"))
-        if meta is not None and stored != meta:
-            log.info("%s was computed from %s; recomputing for %s", path, stored, meta)
-            return None
+    if stored != meta:
+        log.info("%s was computed from %s; recomputing for %s", path, stored, meta)
+    return stored == meta
+
+
+def load(path: Path, meta: dict | None = None) -> dict[str, torch.Tensor] | None:
+    """The saved Fisher, or None when there is none or it was computed from something else than `meta`."""
+    if not path.is_file() or (meta is not None and not matches(path, meta)):
+        return None
+    with safe_open(str(path), framework="pt") as f:
         return {k: f.get_tensor(k) for k in f.keys()}
 
 

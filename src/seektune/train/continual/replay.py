@@ -2,7 +2,8 @@
 
 Of a step's R row slots, floor((s+1)·ratio·R) - floor(s·ratio·R) are replayed at step s, so exactly `ratio` of
 all rows are replayed over the run; the others continue the new task's epochs (each a seeded permutation), which
-therefore take 1 / (1 - ratio) times the steps. Which replayed samples a step gets is drawn from a generator
+therefore take 1 / (1 - ratio) times the steps. With packing, a replayed row is packed like the new ones (drawn
+samples added while they fit in max_length), so `ratio` is also about the share of samples. Which replayed samples a step gets is drawn from a generator
 seeded by (seed, step): uniformly, or, with `prioritized`, by rank of each sample's current loss,
 p_i ~ rank_i^-alpha with rank 1 the highest loss (rank-based prioritised replay), the losses recomputed every
 `refresh_every` steps. A step's rows are thus a pure function of (seed, step, losses); the losses are the only
@@ -34,7 +35,8 @@ class ReplayPlan:
     """A step plan (see seektune.train.step_plan) over the new task's rows plus replayed rows."""
 
     def __init__(self, rows: list[Row], replay_rows: list[Row], ratio: float, micro_batch: int, accumulation: int,
-                 processes: int, seed: int, prioritized: bool = False, alpha: float = 0.7, refresh_every: int = 50):
+                 processes: int, seed: int, prioritized: bool = False, alpha: float = 0.7, refresh_every: int = 50,
+                 pack_to: int | None = None):
         if not replay_rows:
             raise ValueError("replay needs at least one row of earlier data")
         self.rows, self.replay_rows, self.ratio = rows, replay_rows, ratio
@@ -45,7 +47,8 @@ class ReplayPlan:
         self.prioritized, self.alpha, self.refresh_every = prioritized, alpha, refresh_every
         self.losses: list[float] | None = None
         self.probabilities: list[float] | None = None
-        self.last_replayed = 0
+        self.pack_to = pack_to
+        self.last_replayed = self.last_replayed_samples = 0
         self._order_epoch, self._order = -1, []
 
     def replayed_before(self, step: int) -> int:
@@ -63,13 +66,32 @@ class ReplayPlan:
         start = step * self.slots - self.replayed_before(step)
         picked = [self._new_row(start + k) for k in range(self.slots - n_replay)]
         rng = random.Random(f"replay/{self.seed}/{step}")
-        weights = self.probabilities or [1.0] * len(self.replay_rows)
-        picked += [self.replay_rows[i] for i in rng.choices(range(len(self.replay_rows)), weights, k=n_replay)]
+        replayed = [self._replay_row(rng) for _ in range(n_replay)]
+        picked += [row for row, _ in replayed]
         rng.shuffle(picked)   # replayed rows spread over the step's micro-batches
-        self.last_replayed = n_replay
+        self.last_replayed, self.last_replayed_samples = n_replay, sum(n for _, n in replayed)
         batches = [picked[i * self.micro_batch:(i + 1) * self.micro_batch] for i in range(self.per_step)]
         total = sum(r.supervised for b in batches for r in b)
         return batches[rank::self.processes], total
+
+    def _draw(self, rng: random.Random) -> Row:
+        weights = self.probabilities or [1.0] * len(self.replay_rows)
+        return self.replay_rows[rng.choices(range(len(self.replay_rows)), weights)[0]]
+
+    def _replay_row(self, rng: random.Random) -> tuple[Row, int]:
+        """One replayed row and how many samples it packs: drawn samples while they fit in `pack_to`."""
+        row = self._draw(rng)
+        if self.pack_to is None:
+            return row, 1
+        parts = [row]
+        used = len(row.input_ids)
+        while True:
+            nxt = self._draw(rng)
+            if used + len(nxt.input_ids) > self.pack_to:
+                break
+            parts.append(nxt)
+            used += len(nxt.input_ids)
+        return _concat_rows(parts), len(parts)
 
     def needs_refresh(self, step: int) -> bool:
         """Before optimizer step `step` (0-based): time to recompute the replayed samples' losses?"""
@@ -103,3 +125,11 @@ def row_losses(model, rows: list[Row], pad_id: int, device, rank: int = 0, proce
             out[i] = (loss_sum / tokens.clamp(min=1)).double()
     model.train(training)
     return out
+
+
+def _concat_rows(rows: list[Row]) -> Row:
+    """Rows of one sample each packed into one (positions restart per sample, as packing does)."""
+    weighted = any(r.weights is not None for r in rows)
+    return Row([t for r in rows for t in r.input_ids], [t for r in rows for t in r.targets],
+               [t for r in rows for t in r.position_ids],
+               [w for r in rows for w in (r.weights or [1.0] * len(r.input_ids))] if weighted else None)

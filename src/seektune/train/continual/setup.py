@@ -63,9 +63,9 @@ class Continual:
     def _task_fisher(self, p: PreviousRun, weights: nn.Module | None, tokenizer, pad_id: int,
                      samples: int) -> dict[str, torch.Tensor]:
         path = p.run.path / fisher_io.FILE
-        meta = fisher_meta(p, samples, self.cfg.train.seed)
-        if self.accelerator.is_main_process and fisher_io.load(path, meta) is None:
-            rows = fisher_io.pick(p.rows(tokenizer, self.cfg.train.seed), samples, self.cfg.train.seed)
+        rows = fisher_io.pick(p.rows(tokenizer, self.cfg.train.seed), samples, self.cfg.train.seed)
+        meta = fisher_meta(p, len(rows), self.cfg.train.seed)
+        if self.accelerator.is_main_process and not fisher_io.matches(path, meta):
             model = weights if weights is not None else artifact_weights_model(p)
             device = next(model.parameters()).device
             model.to(self.accelerator.device)
@@ -118,7 +118,8 @@ class Continual:
                           + (f", prioritised (alpha {r.alpha}, refreshed every {r.refresh_every} steps)"
                              if r.prioritized else ""))
         return ReplayPlan(rows, replay_rows, r.ratio, t.micro_batch_size, t.gradient_accumulation_steps, processes,
-                          t.seed, r.prioritized, r.alpha, r.refresh_every)
+                          t.seed, r.prioritized, r.alpha, r.refresh_every,
+                          pack_to=self.cfg.data.max_length if self.cfg.data.packing else None)
 
     def summary(self) -> dict:
         return {"continual_task": self.cfg.task, "frozen_layers": self.frozen_layers,

@@ -170,3 +170,12 @@ def test_prioritized_replay_draws_by_loss_rank_and_its_state_round_trips():
     resumed.load_state_dict(plan.state_dict())
     assert [r.input_ids for b in resumed.step(7, 0)[0] for r in b] == \
         [r.input_ids for b in plan.step(7, 0)[0] for r in b]
+
+
+def test_replayed_rows_are_packed_like_the_new_ones_when_packing():
+    old = [Row([100 + i] * 3, [1, 1, -100], [0, 1, 2]) for i in range(4)]
+    plan = ReplayPlan(_tagged(0, 8), old, ratio=0.5, micro_batch=2, accumulation=1, processes=1, seed=2, pack_to=8)
+    batches, _ = plan.step(0, 0)
+    packed = [r for b in batches for r in b if r.input_ids[0] >= 100]
+    assert len(packed) == 1 and len(packed[0].input_ids) == 6 and plan.last_replayed_samples == 2
+    assert packed[0].position_ids == [0, 1, 2, 0, 1, 2] and packed[0].targets == [1, 1, -100, 1, 1, -100]
