@@ -39,25 +39,9 @@ def _cli(*argv: str) -> float:
 
 
 def half_depth_student(out: Path) -> Path:
-    """SmolLM2-135M-Instruct with layers 0, 2, ..., 28 kept (15 of 30), saved as a plain transformers model."""
-    from torch import nn
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from seektune.models.loading import resolve
-
-    if (out / "config.json").is_file():
-        return out
-    source = resolve("smollm2-135m-instruct")
-    model = AutoModelForCausalLM.from_pretrained(source)
-    kept = list(model.model.layers)[::2]
-    for i, layer in enumerate(kept):
-        layer.self_attn.layer_idx = i   # the KV cache is indexed by layer
-    model.model.layers = nn.ModuleList(kept)
-    model.config.num_hidden_layers = len(kept)
-    if getattr(model.config, "layer_types", None):
-        model.config.layer_types = model.config.layer_types[::2]
-    model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(source).save_pretrained(out)
+    """SmolLM2-135M-Instruct with layers 0, 2, ..., 28 kept (15 of 30): `seektune drop-layers`."""
+    if not (out / "config.json").is_file():
+        _cli("drop-layers", "smollm2-135m-instruct", "--keep", "0-28:2", "--out", str(out))
     return out
 
 
@@ -66,6 +50,7 @@ def main() -> None:
     parser.add_argument("--teacher", help="an existing clinic run (else one is trained, 24 steps)")
     parser.add_argument("--out", default=str(ROOT / "bench/out/distill"))
     parser.add_argument("--learning-rate", default="2e-4")
+    parser.add_argument("--retrain", action="store_true", help="train the students again even if they exist")
     args = parser.parse_args()
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -76,21 +61,29 @@ def main() -> None:
 
     common = [f"model.name_or_path={student}", "method.name=full", f"train.learning_rate={args.learning_rate}",
               "train.max_steps=24", f"output.dir={out}", "output.overwrite=true"]
-    figures = {"runs": {}}
+    saved = out / "distill.json"
+    figures = json.loads(saved.read_text()) if saved.is_file() else {"runs": {}}
     for name, objective in (("sft", ["objective.name=causal_lm"]),
                             ("kd", ["objective.name=kd", f"objective.teacher={teacher}", "objective.alpha=0.5",
                                     "objective.temperature=2.0", "objective.divergence=forward_kl"])):
-        took = _cli("train", str(CLINIC / "lora.yaml"), *common, f"output.name=student-{name}", *objective)
-        result = json.loads((out / f"student-{name}/result.json").read_text())
-        figures["runs"][name] = {"train_s": round(took), "steps": result["steps"],
-                                 "final_train_loss": result["final_train_loss"]}
+        run = out / f"student-{name}"
+        if args.retrain or not (run / "final").is_dir():
+            took = _cli("train", str(CLINIC / "lora.yaml"), *common, f"output.name=student-{name}", *objective)
+            figures["runs"][name] = {"train_s": round(took)}
+        result = json.loads((run / "result.json").read_text())
+        figures["runs"].setdefault(name, {}).update(steps=result["steps"], final_train_loss=result["final_train_loss"])
+
+    # perplexity of the reference answers to the held-out questions, rendered as in training
+    heldout_sft = out / "heldout_sft.jsonl"
+    heldout_sft.write_text("".join(json.dumps({"instruction": r["question"], "input": "", "output": r["reference"]})
+                                   + "\n" for r in map(json.loads, (CLINIC / "heldout.jsonl").read_text().splitlines())))
 
     cfg = {
         "models": [{"name": "teacher", "path": str(teacher)}, {"name": "student-init", "path": str(student)},
                    {"name": "student-sft", "path": str(out / "student-sft")},
                    {"name": "student-kd", "path": str(out / "student-kd")}],
         "tasks": [{"name": "clinic", "data": str(CLINIC / "heldout.jsonl"), "system_prompt": SYSTEM},
-                  {"name": "clinic-ppl", "type": "perplexity", "data": str(CLINIC / "heldout.jsonl"),
+                  {"name": "clinic-ppl", "type": "perplexity", "data": str(heldout_sft),
                    "system_prompt": SYSTEM},
                   {"name": "general", "data": str(CLINIC / "general.jsonl"), "general": True}],
         "generation": {"max_new_tokens": 32, "batch_size": 4},

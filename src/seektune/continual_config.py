@@ -7,11 +7,9 @@ L2-SP), replay of earlier data and layer freezing are independent and can be com
 
 from __future__ import annotations
 
-import re
-
 from pydantic import Field, field_validator, model_validator
 
-from seektune.schema import Section
+from seektune.schema import LAYER_LIST, Section
 
 
 class EwcConfig(Section):
@@ -38,18 +36,6 @@ class ReplayConfig(Section):
                                "optimizer steps")
 
 
-_LAYERS = re.compile(r"^\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*$")
-
-
-def parse_layers(spec: str) -> list[int]:
-    """"0-3, 7" -> [0, 1, 2, 3, 7]."""
-    out: set[int] = set()
-    for part in spec.split(","):
-        lo, _, hi = part.strip().partition("-")
-        out.update(range(int(lo), int(hi or lo) + 1))
-    return sorted(out)
-
-
 class ContinualConfig(Section):
     task: str | None = Field(None, description="this run's task id, as freeze_schedule and the forgetting report "
                              "name it (default: output.name)")
@@ -70,7 +56,7 @@ class ContinualConfig(Section):
     @classmethod
     def _layer_lists(cls, value: dict[str, str]) -> dict[str, str]:
         for task, spec in value.items():
-            if str(spec).strip() and not _LAYERS.match(str(spec)):
+            if str(spec).strip() and not LAYER_LIST.match(str(spec)):
                 raise ValueError(f"freeze_schedule.{task}: {spec!r} is not a layer list like '0-11' or '0-3, 8'")
         return {k: str(v) for k, v in value.items()}
 

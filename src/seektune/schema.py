@@ -5,6 +5,7 @@ valid key of the schema being loaded, and `--help` text from the field descripti
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -136,3 +137,20 @@ def describe(model: type[BaseModel], prefix: str = "", leaves: tuple[type, ...] 
         default = field.get_default(call_default_factory=True)
         lines.append(f"  {key} = {default!r}\n      {field.description or ''}")
     return lines
+
+
+# decoder-layer lists in config and on the command line: "0-11", "0-3, 8", "0-28:2"
+_PART = r"\s*\d+(\s*-\s*\d+(\s*:\s*\d+)?)?\s*"
+LAYER_LIST = re.compile(rf"^{_PART}(,{_PART})*$")
+
+
+def parse_layers(spec: str) -> list[int]:
+    """"0-3, 7" -> [0, 1, 2, 3, 7]; a step after a range: "0-28:2" -> [0, 2, ..., 28]."""
+    if not LAYER_LIST.match(spec):
+        raise ValueError(f"{spec!r} is not a layer list like '0-11', '0-3, 8' or '0-28:2'")
+    out: set[int] = set()
+    for part in spec.split(","):
+        span, _, step = part.partition(":")
+        lo, _, hi = span.strip().partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1, int(step or 1)))
+    return sorted(out)

@@ -94,6 +94,18 @@ def test_task_b_starts_from_a_merged_and_ewc_holds_what_a_needs(tmp_path, tiny_l
     result = json.loads((ewc / "result.json").read_text())
     assert result["frozen_layers"] == [0] and result["continual_task"] == "b"
 
+    # task C after A and B: online EWC over both Fishers, starting from B (its adapter on its own merged start)
+    c_dir = tmp_path / "c"
+    c_dir.mkdir()
+    cfg = write_config(c_dir, tiny_llama_dir, _alpaca(c_dir / "c.jsonl", QA[2:6]), train={**TRAIN, "max_steps": 2},
+                       continual={"previous": [str(task_a), str(ewc)], "ewc": {"weight": 10.0, "gamma": 0.5}})
+    assert main(["train", str(cfg)]) == 0
+    assert (ewc / "fisher.safetensors").is_file()
+    b_merged = AutoPeftModelForCausalLM.from_pretrained(ewc / "final").merge_and_unload()
+    c_start = AutoModelForCausalLM.from_pretrained(c_dir / "runs/run/start")
+    with torch.no_grad():
+        assert torch.allclose(c_start(ids).logits, b_merged(ids).logits, atol=1e-5)
+
 
 def test_replay_mixes_the_earlier_task_into_each_step(tmp_path, tiny_llama_dir, task_a):
     run = _task_b(tmp_path, tiny_llama_dir, task_a, steps=8, replay={"ratio": 0.25})

@@ -116,7 +116,7 @@ def test_continual_settings_are_validated_with_the_key_named(tmp_path, text, mes
 
 
 def test_continual_defaults_and_layer_lists(tmp_path):
-    from seektune.continual_config import parse_layers
+    from seektune.schema import parse_layers
 
     cfg = config.load(_write(tmp_path, "data: {train: a.jsonl}\noutput: {name: travel}\n"
                              "continual: {previous: [runs/a], ewc: {}, replay: {prioritized: true}}\n"))

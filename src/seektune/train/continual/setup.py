@@ -12,7 +12,7 @@ from torch import nn
 
 from seektune.artifacts import RunDir
 from seektune.config import Config, ModelConfig
-from seektune.continual_config import parse_layers
+from seektune.schema import parse_layers
 from seektune.data.batching import Row
 from seektune.errors import ConfigError
 from seektune.models.layers import decoder_layers
