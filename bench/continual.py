@@ -22,25 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import yaml
 
+from cli_steps import timed_cli as _cli  # bench/, on sys.path as the script's folder
+
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("naive", "freeze", "ewc", "replay", "prioritized")   # freeze computes the clinic Fisher ewc calibrates on
-
-
-def _cli(*argv: str) -> float:
-    from seektune.cli import main
-
-    started = time.perf_counter()
-    code = main(list(argv))
-    if code != 0:
-        sys.exit(f"seektune {' '.join(argv)} failed ({code})")
-    took = time.perf_counter() - started
-    print(f"[{took:.0f} s] seektune {argv[0]} {argv[1]}", flush=True)
-    return took
 
 
 def weighted_change(run: Path, fisher: dict, scale: float) -> float:

@@ -1,13 +1,14 @@
 """Distillation, measured: compress the clinic-tuned SmolLM2-135M (teacher: the packaged model + the clinic LoRA)
 into a student with half its layers (every other one of the 30 kept: layer dropping, a standard start for a
-student), recovered on the clinic data by KD vs by plain SFT with the same data, steps and learning rate.
+student), recovered on the clinic data by KD vs by plain SFT with the same data, steps and learning rate
+(96 steps at 5e-4 by default; at 24 steps at 2e-4 neither student answered anything).
 
 KD: objective kd, forward KL at temperature 2 mixed with CE by alpha 0.5, on the answer tokens only. Both are
 full fine-tunes of the student. One `seektune eval` then scores teacher, the untrained student and both
 recovered students on the clinic's held-out paraphrases (EM, key fact, ROUGE-L), their perplexity on the clinic
 answers, greedy decode speed and weight size.
 
-Run: python bench/distill.py [--teacher runs/clinic-lora] [--out bench/out/distill]
+Run: python bench/distill.py [--teacher runs/clinic-lora] [--out bench/out/distill] [--steps 96 --learning-rate 5e-4]
 (without --teacher the clinic run is trained first: examples/clinic/lora.yaml, 24 steps)
 """
 
@@ -15,27 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import time
 from pathlib import Path
 
 import yaml
 
+from cli_steps import timed_cli as _cli  # bench/, on sys.path as the script's folder
+
 ROOT = Path(__file__).resolve().parents[1]
 CLINIC = ROOT / "examples/clinic"
 SYSTEM = "You are the assistant of Larkspur Valley Clinic. Answer in one sentence."
-
-
-def _cli(*argv: str) -> float:
-    from seektune.cli import main
-
-    started = time.perf_counter()
-    code = main(list(argv))
-    if code != 0:
-        sys.exit(f"seektune {' '.join(argv)} failed ({code})")
-    took = time.perf_counter() - started
-    print(f"[{took:.0f} s] seektune {argv[0]} {argv[1]}", flush=True)
-    return took
 
 
 def half_depth_student(out: Path) -> Path:
@@ -49,7 +38,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", help="an existing clinic run (else one is trained, 24 steps)")
     parser.add_argument("--out", default=str(ROOT / "bench/out/distill"))
-    parser.add_argument("--learning-rate", default="2e-4")
+    parser.add_argument("--learning-rate", default="5e-4")
+    parser.add_argument("--steps", default="96", help="optimizer steps of each student run")
     parser.add_argument("--retrain", action="store_true", help="train the students again even if they exist")
     args = parser.parse_args()
     out = Path(args.out).resolve()
@@ -60,7 +50,7 @@ def main() -> None:
     student = half_depth_student(out / "student-init")
 
     common = [f"model.name_or_path={student}", "method.name=full", f"train.learning_rate={args.learning_rate}",
-              "train.max_steps=24", f"output.dir={out}", "output.overwrite=true"]
+              f"train.max_steps={args.steps}", f"output.dir={out}", "output.overwrite=true"]
     saved = out / "distill.json"
     figures = json.loads(saved.read_text()) if saved.is_file() else {"runs": {}}
     for name, objective in (("sft", ["objective.name=causal_lm"]),

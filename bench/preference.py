@@ -18,25 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
-import time
 from pathlib import Path
 
 import torch
 
+from cli_steps import timed_cli as _cli  # bench/, on sys.path as the script's folder
+
 ROOT = Path(__file__).resolve().parents[1]
 PREF = ROOT / "examples/clinic/preference"
 SYSTEM = "You are the assistant of Larkspur Valley Clinic. Answer in one sentence."
-
-
-def _cli(*argv: str) -> None:
-    from seektune.cli import main
-
-    started = time.perf_counter()
-    code = main(list(argv))
-    if code != 0:
-        sys.exit(f"seektune {' '.join(argv)} failed ({code})")
-    print(f"[{time.perf_counter() - started:.0f} s] seektune {argv[0]} {argv[1]}", flush=True)
 
 
 def _metrics(run: Path) -> list[dict]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -136,6 +137,9 @@ def describe(model: type[BaseModel], prefix: str = "", leaves: tuple[type, ...] 
             continue
         default = field.get_default(call_default_factory=True)
         lines.append(f"  {key} = {default!r}\n      {field.description or ''}")
+        optional = [a for a in typing.get_args(ann) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if optional and optional[0] not in leaves:   # `section | None`: off by default, its keys when given
+            lines.extend(describe(optional[0], key + ".", leaves))
     return lines
 
 
