@@ -23,10 +23,6 @@ class PreviousRun:
     cfg: Config
     artifact: Artifact
 
-    @property
-    def task(self) -> str:
-        return self.cfg.task
-
     def rows(self, tokenizer, seed: int) -> list[Row]:
         """Its training samples rendered with this run's tokenizer, one sample per row (no packing), so each row
         has its own loss (prioritised replay) and gradient (Fisher)."""
