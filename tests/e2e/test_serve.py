@@ -249,7 +249,9 @@ def test_200_concurrent_streams_end_in_an_answer_or_a_429(server, client):
     results = asyncio.run(burst())
     statuses = [status for status, _, _ in results]
     assert all(s in (200, 429) for s in statuses), sorted(set(statuses))
-    assert 0 < statuses.count(429) < 200 and statuses.count(200) >= 16 + 40   # slots + queue got through
+    # at least a full queue got through; how many more depends on whether the engine admitted some into its 16
+    # slots while the burst arrived (it admits between decode steps, so a long prefill lets the queue fill first)
+    assert 0 < statuses.count(429) < 200 and statuses.count(200) >= 40
     assert all(retry and int(retry) >= 1 for status, retry, _ in results if status == 429)
     assert all(end in ("stop", "length") for status, _, end in results if status == 200)   # whole answers
     assert _ask(client, "legal", temperature=0).choices[0].message.content == FACTS["legal"]   # still serving
