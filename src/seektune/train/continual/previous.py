@@ -4,7 +4,7 @@ the model this run starts from."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from seektune import config as config_io
 from seektune.artifacts import RunDir, open_artifact
@@ -23,11 +23,15 @@ class PreviousRun:
     cfg: Config
     artifact: Artifact
 
+    _rows: dict = field(default_factory=dict, repr=False)   # seed -> rendered rows (the Fisher and replay share them)
+
     def rows(self, tokenizer, seed: int) -> list[Row]:
         """Its training samples rendered with this run's tokenizer, one sample per row (no packing), so each row
-        has its own loss (prioritised replay) and gradient (Fisher)."""
-        data = self.cfg.data.model_copy(update={"packing": False, "eval": [], "eval_fraction": 0.0})
-        return build_data(data, tokenizer, seed).train
+        has its own loss (prioritised replay) and gradient (Fisher). Rendered once per run and seed."""
+        if seed not in self._rows:
+            data = self.cfg.data.model_copy(update={"packing": False, "eval": [], "eval_fraction": 0.0})
+            self._rows[seed] = build_data(data, tokenizer, seed).train
+        return self._rows[seed]
 
 
 def open_previous(path: str, key: str = "continual.previous") -> PreviousRun:

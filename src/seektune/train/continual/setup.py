@@ -14,7 +14,7 @@ from seektune.artifacts import RunDir
 from seektune.config import Config, ModelConfig
 from seektune.schema import parse_layers
 from seektune.data.batching import Row
-from seektune.errors import ConfigError, DataError
+from seektune.errors import ConfigError
 from seektune.models.layers import decoder_layers
 from seektune.models.methods import StepHook
 from seektune.train.continual import fisher as fisher_io
@@ -31,7 +31,8 @@ class Continual:
         self.cfg, self.c, self.run, self.accelerator = cfg, cfg.continual, run, accelerator
         self.previous = [open_previous(p) for p in self.c.previous]
         check_same_base(cfg, self.previous)
-        self.replayed = [open_previous(p, "continual.replay.data") for p in self.c.replay_runs]
+        opened = {str(p.run.path): p for p in self.previous}   # replayed runs are usually the previous ones
+        self.replayed = [opened.get(p) or open_previous(p, "continual.replay.data") for p in self.c.replay_runs]
         self.fisher: dict[str, torch.Tensor] | None = None
         self.frozen_layers: list[int] = []
         self.lines: list[str] = []
@@ -112,8 +113,6 @@ class Continual:
         if r is None:
             return None
         replay_rows = [row for p in self.replayed for row in p.rows(tokenizer, self.cfg.train.seed)]
-        if not replay_rows:
-            raise DataError(f"continual.replay: no samples left to replay from {', '.join(self.c.replay_runs)}")
         t = self.cfg.train
         self.lines.append(f"continual: replaying {len(replay_rows)} samples of "
                           f"{', '.join(str(p.run.path) for p in self.replayed)} at ratio {r.ratio}"
