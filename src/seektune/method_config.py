@@ -115,6 +115,16 @@ class FreezeConfig(Section):
     train_embeddings: bool = Field(False, description="train the input embeddings too")
 
 
+QAT_METHODS = ("full", "freeze", "lora")
+
+
+class QatConfig(Section):
+    bits: Literal[4, 8] | None = Field(None, description="quantization-aware training: fake-quantize the decoder "
+                                       "layers' weights to this many bits while training (torchao; None = off)")
+    group_size: int = Field(32, ge=0, description="QAT int4: weights sharing one scale (0: per channel; int8 is "
+                            "always per channel)")
+
+
 class MethodConfig(Section):
     name: Literal[METHODS] = Field("lora", description="how the model is prepared: " + ", ".join(METHODS))
     lora: LoraConfig = Field(default_factory=LoraConfig)
@@ -124,9 +134,13 @@ class MethodConfig(Section):
     bottleneck: BottleneckConfig = Field(default_factory=BottleneckConfig)
     prompt: PromptConfig = Field(default_factory=PromptConfig)
     freeze: FreezeConfig = Field(default_factory=FreezeConfig)
+    qat: QatConfig = Field(default_factory=QatConfig)
 
     @model_validator(mode="after")
     def _combinations(self) -> "MethodConfig":
+        if self.qat.bits is not None and self.name not in QAT_METHODS:
+            raise ValueError(f"method.qat works with {', '.join(QAT_METHODS)} (it fake-quantizes the weights that "
+                             f"train or that LoRA adapts), not {self.name}")
         if self.name in ("adalora", "qlora") and self.lora.full_layers:
             raise ValueError(f"method.lora.full_layers (hybrid) is supported with lora, not {self.name}")
         if self.name == "adalora" and (self.lora.use_dora or self.lora.init != "default"):

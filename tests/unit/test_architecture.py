@@ -14,7 +14,7 @@ LAYERS = [
     ["seektune.models"],
     ["seektune.artifacts"],
     ["seektune.train", "seektune.inference"],
-    ["seektune.evaluate", "seektune.demo", "seektune.data.pipeline", "seektune.serve"],
+    ["seektune.evaluate", "seektune.demo", "seektune.data.pipeline", "seektune.serve", "seektune.compress"],
     ["seektune.cli"],
 ]
 

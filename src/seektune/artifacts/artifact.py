@@ -57,7 +57,7 @@ class Artifact:
         return bool(self.info.get("mergeable", self.kind.mergeable))
 
     def describe(self) -> str:
-        return self.kind.describe(self.path) if self.path.is_dir() else self.source
+        return self.kind.describe(self.path) if self.path.exists() else self.source
 
     @property
     def head(self) -> str:
@@ -67,6 +67,8 @@ class Artifact:
     def load_model(self, dtype: torch.dtype = torch.float32, adapter_name: str = "default"):
         """The model (a base with this adapter attached, for adapter kinds); a missing model is a ModelError
         that says what can be loaded offline."""
+        if self.kind.load_model is not None:
+            return self.kind.load_model(self.path, dtype)
         if self.kind.attach is None:
             return load_model(ModelConfig(name_or_path=self.source), dtype, head=self.head)
         pad = self.load_tokenizer().pad_token_id if self.head == "reward" else None
@@ -81,6 +83,8 @@ class Artifact:
 
     def load_tokenizer(self):
         """The artifact's own tokenizer (adapters are saved with theirs), pad token set."""
+        if self.kind.load_tokenizer is not None:
+            return self.kind.load_tokenizer(self.path)
         if self.kind.attach is None:
             return load_tokenizer(ModelConfig(name_or_path=self.source))
         from transformers import AutoTokenizer
@@ -111,10 +115,13 @@ class Artifact:
 
 
 def open_artifact(ref: str | Path) -> Artifact:
-    """A run directory (its final/), an adapter or model directory, a packaged name, or a cached hub id."""
+    """A run directory (its final/), an adapter or model directory, a GGUF file, a packaged name, or a cached hub
+    id."""
     path = Path(ref)
     if (path / "final").is_dir():
         path = path / "final"
+    if path.is_file() and path.suffix == ".gguf":
+        return Artifact(path, next(k for k in KINDS if k.detect(path)), str(path))
     if not path.is_dir():
         source = resolve(str(ref))  # packaged name -> its cached directory; otherwise a hub id
         if not Path(source).is_dir():

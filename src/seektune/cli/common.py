@@ -25,7 +25,10 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
     # "bitsandbytes": peft 0.21 imports it on `import peft` whatever the method, and on CPUs with AVX512-BF16 its
     # import warns that an optional 4-bit kernel package is missing: noise for every method that is not QLoRA.
-    for name in ("transformers", "accelerate", "peft", "httpx", "urllib3", "bitsandbytes"):
+    # "torchao" (the quantize extra) warns on import that CUDA-only kernels and triton are missing on a CPU build,
+    # and registers enums with torch's pytree, which logs a deprecation for each ("torch.utils._pytree").
+    for name in ("transformers", "accelerate", "peft", "httpx", "urllib3", "bitsandbytes", "torchao",
+                 "torch.utils._pytree"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
@@ -38,15 +41,20 @@ def add_options(p: argparse.ArgumentParser, options: type[BaseModel]) -> None:
     """One --flag per field of `options`; defaults stay in the schema (argparse passes only what was given)."""
     for name, field in options.model_fields.items():
         flag = "--" + name.replace("_", "-")
+        if field.is_required():
+            p.add_argument(flag, required=True, default=argparse.SUPPRESS, help=field.description + _choices(field))
+            continue
         default = field.get_default(call_default_factory=True)
         help_text = f"{field.description} (default: {default})" if default not in (None, False) else field.description
         if field.annotation is bool:
             p.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=help_text)
         else:
-            choices = typing.get_args(field.annotation) if typing.get_origin(field.annotation) is typing.Literal \
-                else None
-            p.add_argument(flag, default=argparse.SUPPRESS, help=help_text + (f"; one of {', '.join(choices)}"
-                                                                              if choices else ""))
+            p.add_argument(flag, default=argparse.SUPPRESS, help=help_text + _choices(field))
+
+
+def _choices(field) -> str:
+    choices = typing.get_args(field.annotation) if typing.get_origin(field.annotation) is typing.Literal else ()
+    return f"; one of {', '.join(map(str, choices))}" if choices else ""
 
 
 def options(args: argparse.Namespace, options_schema: type[schema.S], command: str) -> schema.S:

@@ -27,10 +27,25 @@ from seektune.evaluate.scoring import score_example
 from seektune.evaluate.store import ResultStore
 from seektune.errors import DataError
 from seektune.runtime import set_threads
+from seektune.models.memory import weight_bytes
 
 
 def fingerprint(*parts) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def weights_stamp(path: str) -> list:
+    """Name, size and modification time of the files that make the model at `path` (a run's final/, a model or
+    adapter directory, a GGUF file): a model retrained, re-quantized or re-exported at the same path is
+    evaluated again instead of reusing its predecessor's answers. Packaged names and hub ids: []."""
+    target = Path(path)
+    if (target / "final").is_dir():
+        target = target / "final"
+    if target.is_file():
+        return [[target.name, target.stat().st_size, target.stat().st_mtime_ns]]
+    if not target.is_dir():
+        return []
+    return [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in sorted(target.iterdir()) if f.is_file()]
 
 
 def perturbed(example: Example, rate: float, seed: int) -> list[dict]:
@@ -53,7 +68,7 @@ class Runner:
         self.data_hash = {t.name: sha256(t.data) for t in cfg.tasks}
 
     def task_fp(self, model: ModelEntry, task: TaskConfig) -> str:
-        return fingerprint(model.path, self.data_hash[task.name], task.model_dump(),
+        return fingerprint(model.path, weights_stamp(model.path), self.data_hash[task.name], task.model_dump(),
                            self.cfg.generation.model_dump(), self.cfg.robustness.model_dump())
 
     def variants(self, task: TaskConfig) -> list[str]:
@@ -76,7 +91,7 @@ class Runner:
             model.name, "efficiency", self.efficiency_fp(model)) is None
 
     def harness_fp(self, model: ModelEntry) -> str:
-        return fingerprint(model.path, self.cfg.harness.model_dump())
+        return fingerprint(model.path, weights_stamp(model.path), self.cfg.harness.model_dump())
 
     def _harness(self, entry: ModelEntry, model, tokenizer) -> None:
         from seektune.evaluate.harness import run_harness
@@ -89,7 +104,8 @@ class Runner:
             self.store.add_measurement({"model": entry.name, "kind": "harness", "fp": fp, "scores": scores})
 
     def efficiency_fp(self, model: ModelEntry) -> str:
-        return fingerprint(model.path, self.cfg.efficiency.model_dump(), torch.cuda.is_available())
+        return fingerprint(model.path, weights_stamp(model.path), self.cfg.efficiency.model_dump(),
+                           torch.cuda.is_available())
 
     def run(self) -> None:
         set_threads()
@@ -155,7 +171,7 @@ class Runner:
         timed_generation(model, tokenizer, prompts[0], 4)  # warm-up (allocations, kernels)
         runs = [timed_generation(model, tokenizer, p, eff.max_new_tokens) for p in prompts]
         mean = {k: sum(r[k] for r in runs) / len(runs) for k in ("ttft_ms", "ms_per_token", "tokens_per_s")}
-        weights = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+        weights = weight_bytes(model)   # stored bytes, quantized tensors included
         peak = (torch.cuda.max_memory_allocated() if torch.cuda.is_available()
                 else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
         self.store.add_measurement({"model": entry.name, "kind": "efficiency", "fp": fp, **mean,

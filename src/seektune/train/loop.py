@@ -33,6 +33,7 @@ from seektune.data.dataset import build as build_data
 from seektune.data.terms import TermMatcher
 from seektune.errors import ConfigError
 from seektune.models import methods
+from seektune.models.methods import qat
 from seektune.models.layers import enable_gradient_checkpointing, float32_master, trainable_summary
 from seektune.models.loading import load_model, load_tokenizer, resolve
 from seektune.runtime import resolve_precision, restore_rng_state, rng_state, seed_everything, set_threads
@@ -117,6 +118,8 @@ def _save_final(accelerator, model, tokenizer, run: RunDir, cfg: Config, spec: m
     state = accelerator.get_state_dict(model) if gathered else None  # sharded engines gather the full weights
     if accelerator.is_main_process:
         inner = accelerator.unwrap_model(model)
+        if cfg.method.qat.bits is not None:
+            qat.to_float(inner)
         base = resolve(base_source)   # a continual run's adapter names the merged start model as its base
 
         def write(tmp: Path) -> None:
@@ -126,6 +129,8 @@ def _save_final(accelerator, model, tokenizer, run: RunDir, cfg: Config, spec: m
                 spec.save_trained(inner, cfg.method, tmp, base)
 
         info = spec.info(cfg.method, base)
+        if cfg.method.qat.bits is not None:
+            info["qat"] = qat.record(cfg.method.qat)
         if cfg.objective.name != "causal_lm":
             info["objective"] = cfg.objective.name
         if head != "causal_lm":
@@ -167,6 +172,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
     base = load_model(model_cfg, quantization=spec.quantization(cfg.method) if spec.quantization else None,
                       head=head, pad_token_id=pad_id)
     continual.before_method(base, tokenizer, pad_id)
+    base = qat.prepare_qat(base, cfg.method.qat)
     model = methods.prepare(base, cfg.method, total_steps, tokenizer_path=resolve(model_cfg.name_or_path))
     float32_master(model)
     if cfg.train.gradient_checkpointing:
