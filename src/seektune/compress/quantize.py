@@ -153,7 +153,8 @@ def check_installed(quantizer: Quantizer) -> None:
     import importlib.util
 
     if importlib.util.find_spec(quantizer.module) is None:
-        raise ModelError(f"--method {quantizer.name} needs {quantizer.module}: pip install 'seektune[{quantizer.extra}]'")
+        command = f"pip install 'seektune[{quantizer.extra}]'" if quantizer.extra else f"pip install {quantizer.module}"
+        raise ModelError(f"--method {quantizer.name} needs {quantizer.module}: {command}")
 
 
 def quantize(ref: str, opts: QuantizeOptions) -> CompressionRecord:
