@@ -289,3 +289,15 @@ def test_prune_refuses_options_of_another_method():
 
     with pytest.raises(ConfigError, match="--recover-steps"):
         prune("unused", PruneOptions(method="magnitude", sparsity=0.5, recover_steps=3, out="x"))
+
+
+def test_compressed_models_are_served_under_their_own_names(tmp_path, tiny_llama_dir):
+    from seektune.serve.catalog import load_catalog
+
+    gguf = tmp_path / "clinic-q8.gguf"
+    assert main(["export", str(tiny_llama_dir), "--type", "q8_0", "--out", str(gguf)]) == 0
+    quantized = tmp_path / "clinic-int8"
+    assert main(["quantize", str(tiny_llama_dir), "--method", "int8", "--out", str(quantized)]) == 0
+    for ref, name in ((gguf, "clinic-q8"), (quantized, "clinic-int8")):
+        catalog = load_catalog([str(ref)], dtype=torch.float32)
+        assert list(catalog.models) == [name]

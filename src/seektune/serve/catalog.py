@@ -53,8 +53,11 @@ def _served(name: str, adapter: str | None, tokenizer, description: str) -> Serv
 
 
 def display_name(ref: str) -> str:
-    """A run directory's name, a model directory's name, or a packaged name / hub id as given."""
+    """A run directory's name, a model directory's name, a GGUF file's stem, or a packaged name / hub id as
+    given."""
     path = Path(ref)
+    if path.is_file() and path.suffix == ".gguf":
+        return path.stem
     if path.is_dir():
         return path.parent.name if path.name == "final" else path.name
     return ref
