@@ -46,6 +46,5 @@ def calibration_set(source: Source, opts: CalibrationOptions) -> CalibrationSet:
     samples = [row.input_ids for row in chosen]
     if len(samples) < opts.calibration_samples:
         log.info(f"calibration: {len(samples)} samples available (asked for {opts.calibration_samples})")
-    digest = sha256(files[0].path) if len(files) == 1 else \
-        ",".join(sha256(f.path) for f in files)
+    digest = ",".join(sha256(f.path) for f in files)   # one per file, in order
     return CalibrationSet(samples, Calibration(where, digest, len(samples), sum(map(len, samples))))

@@ -24,11 +24,10 @@ from seektune.compress.options import QuantizeOptions
 from seektune.compress.record import CompressionRecord, weights_bytes
 from seektune.compress.source import Source, open_source
 from seektune.errors import ConfigError, ModelError
-from seektune.models.layers import decoder_layers
+from seektune.models.layers import decoder_linears
 from seektune.models.methods import qat
 
 log = logging.getLogger("seektune.compress")
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _GROUPS = (128, 64, 32)
 
 
@@ -44,19 +43,18 @@ class Quantizer:
 
 def layer_widths(model: nn.Module) -> set[int]:
     """Input widths of the Linear layers inside the decoder layers (what quantization groups must divide)."""
-    return {m.in_features for layer in decoder_layers(model) for m in layer.modules() if isinstance(m, nn.Linear)}
+    return {m.in_features for m in decoder_linears(model).values()}
 
 
 def group_size(model: nn.Module, asked: int | None) -> int:
     widths = layer_widths(model)
+    fits = [g for g in _GROUPS if all(w % g == 0 for w in widths)]
     if asked is not None:
         bad = sorted(w for w in widths if asked and w % asked)
         if bad:
-            fits = [g for g in _GROUPS if all(w % g == 0 for w in widths)]
             raise ConfigError(f"--group-size {asked} does not divide the layer widths {bad}; "
                               f"use {fits[0] if fits else 0}" + ("" if fits else " (per channel)"))
         return asked
-    fits = [g for g in _GROUPS if all(w % g == 0 for w in widths)]
     if not fits:
         raise ConfigError(f"no group size of {_GROUPS} divides the layer widths {sorted(widths)}; pass "
                           "--group-size N (a divisor) or 0 (per channel)")
@@ -64,7 +62,7 @@ def group_size(model: nn.Module, asked: int | None) -> int:
 
 
 def output_dtype(source: Source, opts: QuantizeOptions) -> torch.dtype:
-    return source.stored_dtype if opts.dtype == "auto" else _DTYPES[opts.dtype]
+    return source.stored_dtype if opts.dtype == "auto" else getattr(torch, opts.dtype)
 
 
 @contextlib.contextmanager

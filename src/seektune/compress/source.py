@@ -34,10 +34,6 @@ class Source:
     def base_model(self) -> str | None:
         return self.artifact.base_model
 
-    def weights_directory(self) -> Path:
-        """The directory holding the full-precision weights (the base's, for an adapter)."""
-        return Path(resolve(self.base_model)) if self.base_model else Path(self.artifact.source)
-
 
 def _stored_dtype(model_dir: Path) -> torch.dtype:
     cfg = json.loads((model_dir / "config.json").read_text())

@@ -10,12 +10,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from seektune.models.layers import decoder_layers
-
-
-def decoder_linears(model: nn.Module) -> dict[str, nn.Linear]:
-    return {f"{i}.{name}": m for i, layer in enumerate(decoder_layers(model))
-            for name, m in layer.named_modules() if isinstance(m, nn.Linear)}
+from seektune.models.layers import decoder_linears
 
 
 def _zero_lowest(weight: torch.Tensor, scores: torch.Tensor, fraction: float, per_row: bool) -> None:

@@ -19,6 +19,13 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
                       "layer-wise learning rates need it); its config has no num_hidden_layers matching a ModuleList")
 
 
+def decoder_linears(model: nn.Module) -> dict[str, nn.Linear]:
+    """Every Linear inside the transformer layers, keyed "<layer index>.<name in the layer>" (the output head and
+    embeddings are outside): what quantization and pruning act on."""
+    return {f"{i}.{name}": m for i, layer in enumerate(decoder_layers(model))
+            for name, m in layer.named_modules() if isinstance(m, nn.Linear)}
+
+
 def trainable_summary(model: nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts; tied weights counted once."""
     seen: set[int] = set()

@@ -16,7 +16,7 @@ from torch import nn
 
 from seektune.errors import ConfigError, ModelError
 from seektune.method_config import QatConfig
-from seektune.models.layers import decoder_layers
+from seektune.models.layers import decoder_linears
 
 
 def base_config(bits: int, group_size: int):
@@ -30,10 +30,6 @@ def base_config(bits: int, group_size: int):
                                 granularity=PerGroup(group_size) if group_size else PerAxis(0))
 
 
-def _decoder_linears(model: nn.Module) -> set[int]:
-    return {id(m) for layer in decoder_layers(model) for m in layer.modules() if isinstance(m, nn.Linear)}
-
-
 def prepare_qat(model: nn.Module, cfg: QatConfig) -> nn.Module:
     """Fake-quantize the decoder layers' Linears, in place (a no-op when method.qat.bits is unset)."""
     if cfg.bits is None:
@@ -43,7 +39,7 @@ def prepare_qat(model: nn.Module, cfg: QatConfig) -> nn.Module:
         from torchao.quantization.qat import QATConfig
     except ImportError:
         raise ModelError("method.qat needs torchao: pip install 'seektune[quantize]'") from None
-    inside = _decoder_linears(model)
+    inside = {id(m) for m in decoder_linears(model).values()}
     if cfg.bits == 4 and cfg.group_size:
         bad = sorted({m.in_features for m in model.modules() if id(m) in inside and m.in_features % cfg.group_size})
         if bad:
