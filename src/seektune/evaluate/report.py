@@ -20,7 +20,8 @@ DEFINITIONS = """## Metric definitions
 - accuracy, precision/recall/F1 per class, macro_f1, kappa (Cohen), high_risk_recall: on the label read from each
   answer by the task's rule; unreadable answers count as wrong.
 - citation_exact: the answer cites the reference's law (without 中华人民共和国) and article (Chinese numerals =
-  digits); citation_law: it names the law.
+  digits); citation_law: it names the law. Names count with or without 《》 (the laws of laws.db, full or short,
+  longest first: 劳动法 is not credited for 劳动合同法).
 - perplexity: exp(mean NLL) over supervised tokens only (answers + end-of-turn), rendered as in training.
 - robustness: the task's primary metric on inputs with typos (same perturbation for every model) and the drop.
 - efficiency: greedy, one prompt at a time after a warm-up; ttft = prompt processing + first token.

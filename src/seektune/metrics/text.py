@@ -86,4 +86,4 @@ def _scorer(language: str) -> rouge_scorer.RougeScorer:
 def rouge(prediction: str, reference: str) -> dict[str, float]:
     scorer = _scorer("zh" if has_cjk(reference) else "en")
     scores = scorer.score(reference, prediction)
-    return {name: scores[name].fmeasure for name in ("rouge1", "rouge2", "rougeL")}
+    return {name: float(scores[name].fmeasure) for name in ("rouge1", "rouge2", "rougeL")}  # 0 comes back as int

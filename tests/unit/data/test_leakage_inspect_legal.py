@@ -73,4 +73,46 @@ def test_legal_dataset_splits_by_article_and_cites_correctly(tmp_path):
         assert cited.law and cited.article and r["output"].startswith(r["metadata"]["citation"])
     assert Counter(r["metadata"]["task"] for r in test) == {"cite": 20, "content": 20}
     manifest = json.loads((tmp_path / "test.jsonl.manifest.json").read_text())["steps"][-1]
-    assert manifest["inputs"][0]["path"].endswith("laws.db") and manifest["articles"] == {"train": 180, "test": 20}
+    assert manifest["inputs"][0]["path"].endswith("laws.db") and manifest["articles"] == {"train": 180, "test": 20, "known": 0}
+
+
+def test_leakage_reads_evaluation_examples_as_the_test_side(tmp_path):
+    test = _jsonl(tmp_path / "known.jsonl", [{"question": LONG_Q, "reference": "Check blood glucose.", "key_fact": "x"}])
+    train = _jsonl(tmp_path / "train.jsonl", [{"instruction": LONG_Q, "output": "Check blood glucose."},
+                                              {"instruction": "What is an ECG?", "output": "A heart tracing."}])
+    out = tmp_path / "clean.jsonl"
+    assert main(["data", "leakage", str(train), "--test", str(test), "-o", str(out)]) == 0
+    assert [r["instruction"] for r in _read(out)] == ["What is an ECG?"]
+    bad = _jsonl(tmp_path / "bad.jsonl", [{"question": 3, "reference": "r"}])
+    assert main(["data", "leakage", str(train), "--test", str(bad), "-o", str(out)]) == 2
+
+
+def test_legal_focus_on_laws_keeps_known_articles_in_train(tmp_path, capsys):
+    known = _jsonl(tmp_path / "known.jsonl", [
+        {"question": "试用期发现不符合录用条件怎么办？", "reference": "根据《中华人民共和国劳动合同法》第三十九条，可以解除。"},
+        {"question": "违约要担什么责任？", "reference": "依照民法典第五百七十七条承担违约责任。"}])
+    args = ["data", "legal", "--out-dir", str(tmp_path / "out"), "--laws", "劳动合同法", "民法典:577-580",
+            "--known", str(known), "--test-tasks", "cite", "--train-tasks", "cite", "ask", "--test-fraction", "0.3",
+            "--seed", "3"]
+    assert main(args) == 0
+    train, test = _read(tmp_path / "out" / "train.jsonl"), _read(tmp_path / "out" / "test.jsonl")
+    laws = {r["metadata"]["law"] for r in train + test}
+    assert laws == {"中华人民共和国劳动合同法", "中华人民共和国民法典"}
+    civil = {r["metadata"]["article_no"] for r in train + test if r["metadata"]["law"].endswith("民法典")}
+    assert civil <= {"第五百七十七条", "第五百七十八条", "第五百七十九条", "第五百八十条"}
+    trained = {(r["metadata"]["law"], r["metadata"]["article_no"]) for r in train}
+    assert {("中华人民共和国劳动合同法", "第三十九条"), ("中华人民共和国民法典", "第五百七十七条")} <= trained
+    assert {r["metadata"]["task"] for r in test} == {"cite"} and len(test) > 10
+    assert Counter(r["metadata"]["task"] for r in train) == {"cite": len(trained), "ask": len(trained)}
+    ask = next(r for r in train if r["metadata"]["task"] == "ask" and r["metadata"]["article_no"] == "第三十九条"
+               and r["metadata"]["law"].endswith("劳动合同法"))
+    assert "在试用期间被证明不符合录用条件" in ask["instruction"]      # the first listed case, not "有下列情形之一"
+    assert ask["output"].startswith("根据《中华人民共和国劳动合同法》第三十九条，劳动者有下列情形之一的")
+    manifest = json.loads((tmp_path / "out" / "test.jsonl.manifest.json").read_text())["steps"][-1]
+    assert manifest["articles"]["known"] == 2
+    capsys.readouterr()
+    _jsonl(known, [{"question": "q", "reference": "《中华人民共和国刑法》第一条"}])
+    assert main(args) == 2
+    assert "known.jsonl:1: 《刑法》第1条 is not among the selected articles" in capsys.readouterr().err
+    assert main([*args[:6], "劳动合同发"]) == 2
+    assert "--laws 劳动合同发: no current article" in capsys.readouterr().err

@@ -100,3 +100,17 @@ def test_eval_config_is_strict_and_names_the_key(tmp_path):
     path.write_text("models: [{name: a, path: x}]\ntasks: [{name: t, type: classification, data: d.jsonl}]\n")
     with pytest.raises(ConfigError, match="needs labels"):
         eval_config.load(path)
+
+
+def test_citation_credit_stops_at_three_distinct_articles():
+    ref = "《中华人民共和国劳动合同法》第三十八条"
+    two = "《劳动合同法》第三十六条、第三十八条"
+    listed = "《劳动合同法》第三十三条、第三十四条、第三十五条、第三十六条、第三十七条、第三十八条"
+    assert citation_scores(two, ref)["citation_exact"] == 1.0
+    assert citation_scores(listed, ref) == {"citation_exact": 0.0, "citation_law": 1.0}
+    assert citation_scores("第三十八条……《劳动合同法》第三十八条又说", ref)["citation_exact"] == 1.0   # repeats count once
+
+
+def test_rouge_of_an_empty_answer_is_a_float_zero():
+    # rouge-score returns int 0 for no overlap; the aggregate keeps only floats, so the metric vanished from reports
+    assert all(type(v) is float and v == 0.0 for v in rouge("", "劳动者可以解除劳动合同").values())

@@ -2,6 +2,8 @@
 
 The test set is indexed once (its keys only); train streams past it. Provenance wins over similarity: a
 train record whose metadata.source_id is a test item's id is a leak however much augmentation changed it.
+Test files may be training records or evaluation examples ({question, reference[, key_fact]}), the form
+`seektune eval` reads.
 """
 
 from __future__ import annotations
@@ -13,9 +15,24 @@ from pathlib import Path
 
 from seektune.data.citations import citations
 from seektune.data.pipeline.dedup import Deduplicator
-from seektune.data.pipeline.fields import joined, prompt_and_answer, record_id
+from seektune.data.pipeline.fields import joined, prompt_and_answer, record_id, validate
 
 _CODE = re.compile(r"\b[A-Z]{1,4}-?\d[\dA-Z.\-]{2,}\b")  # ICD codes, case numbers, product codes
+
+
+def as_test_record(record: dict) -> dict:
+    """An evaluation example as the alpaca record it would be (question -> instruction, reference -> output);
+    training records unchanged."""
+    if "question" in record and not {"instruction", "conversations", "messages", "text"} & record.keys():
+        return {"instruction": record["question"], "input": "",
+                "output": str(record.get("reference", record.get("label", "")))}
+    return record
+
+
+def validate_test(record: dict) -> None:
+    if "question" in record and not isinstance(record["question"], str):
+        raise ValueError("an evaluation example's question must be a string")
+    validate(as_test_record(record))
 
 
 def load_entities(path: str | Path | None) -> list[str]:
@@ -54,6 +71,7 @@ class LeakageChecker:
         self._entities: Counter = Counter()
 
     def index_test(self, record: dict) -> None:
+        record = as_test_record(record)
         text = joined(record)
         self._whole.remember(text)
         prompt, _ = prompt_and_answer(record)

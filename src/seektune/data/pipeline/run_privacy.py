@@ -11,10 +11,10 @@ from pathlib import Path
 from seektune.data.pipeline.fields import map_texts
 from seektune.atomic import JsonlWriter
 from seektune.data.jsonio import Tally
-from seektune.data.pipeline.leakage import LeakageChecker, load_entities
+from seektune.data.pipeline.leakage import LeakageChecker, load_entities, validate_test
 from seektune.data.pipeline.privacy import Pseudonymiser
 from seektune.data.pipeline.step import Step
-from seektune.errors import ConfigError
+from seektune.errors import ConfigError, DataError
 
 
 def read_secret(secret_env: str, secret_file: Path | None) -> bytes:
@@ -53,7 +53,11 @@ def leakage(step: Step, test: list[Path], output: Path | None, report: Path, thr
     """Index the test set, stream train past it; report every leak and (with an output) write train without them."""
     checker = LeakageChecker(threshold, load_entities(entities_file))
     test_tally = Tally()
-    for item in step.records(test, test_tally):
+    for item in step.records(test, test_tally, check=False):
+        try:
+            validate_test(item.record)
+        except ValueError as exc:   # the test side is never skipped: a leak check that drops test items lies
+            raise DataError(f"{item.where}: {exc}") from None
         checker.index_test(item.record)
     kinds: Counter = Counter()
     shared_entities: Counter = Counter()

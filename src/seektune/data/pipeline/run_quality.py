@@ -19,9 +19,7 @@ from seektune.atomic import JsonlWriter
 from seektune.data.jsonio import Item
 from seektune.atomic import write_json
 from seektune.data.pipeline.step import Step, load_tokenizer
-from seektune.artifacts import load_for_inference
 from seektune.errors import ConfigError
-from seektune.evaluate.perplexity import perplexity
 from seektune.schema import Section
 
 
@@ -50,10 +48,14 @@ class PerplexityScorer:
     definition: the training objective's loss over the tokens a text record supervises."""
 
     def __init__(self, model_path: str, max_tokens: int = 512):
+        from seektune.artifacts import load_for_inference   # torch and the model stack: only when scoring
+
         self.model, self.tokenizer = load_for_inference(model_path)
         self.max_tokens = max_tokens
 
     def __call__(self, text: str) -> float:
+        from seektune.evaluate.perplexity import perplexity
+
         return perplexity(self.model, self.tokenizer, [{"text": text}], self.max_tokens)["perplexity"]
 
 

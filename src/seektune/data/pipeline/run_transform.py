@@ -133,22 +133,26 @@ def mix(step: Step, output: Path, sources: list[tuple[str, Path, float]], total:
 
 
 def legal(step: Step, out_dir: Path, test_fraction: float, max_articles: int | None, min_chars: int,
-          max_chars: int) -> dict:
+          max_chars: int, laws: list[str] | None = None, known: Path | None = None,
+          test_tasks: tuple[str, ...] = ("cite", "content"), train_tasks: tuple[str, ...] = ("cite", "content")
+          ) -> dict:
     db = L.laws_db()
-    items = L.articles(db, min_chars, max_chars)
-    train, test = L.split(items, test_fraction, max_articles, step.seed or 0)
-    step.inputs = [db]
+    items = L.select(L.articles(db, min_chars, max_chars), [L.LawSelection.parse(s) for s in laws or []])
+    keep = L.known_articles(known, items) if known else set()
+    train, test = L.split(items, test_fraction, max_articles, step.seed or 0, keep)
+    step.inputs = [db, *([known] if known else [])]
     step.tally.records_in = len(train) + len(test)
     paths = {"train": out_dir / "train.jsonl", "test": out_dir / "test.jsonl"}
     for name, part in (("train", train), ("test", test)):
         with JsonlWriter(paths[name], step.tally) as out:
             for article in part:
                 for pair in L.pairs(article):
-                    out.write(pair)
+                    if pair["metadata"]["task"] in (train_tasks if name == "train" else test_tasks):
+                        out.write(pair)
     overlap = {a.key for a in train} & {a.key for a in test}
     if overlap:  # split() partitions one list; this guards against a future change breaking that
         raise DataError(f"legal split: {len(overlap)} articles on both sides")
-    step.extra.update({"articles": {"train": len(train), "test": len(test)},
+    step.extra.update({"articles": {"train": len(train), "test": len(test), "known": len(keep)},
                        "laws": len({a.law for a in train + test})})
     step.finish([paths["train"], paths["test"]])
     return step.extra
