@@ -14,7 +14,7 @@ def run(args) -> None:
     if "work" in values:   # a folder given on the command line is relative to where the user is
         values["work"] = str(Path(values["work"]).resolve())
     recipe = load(path, values)
-    road = RecipeRun(recipe, path.resolve().parent)
+    road = RecipeRun(recipe)
     road.run(start=args.start, only=args.only)
     print(f"\n{timing_table(recipe, road.work)}\n\nwork: {road.work}")
 

@@ -47,10 +47,10 @@ def _fingerprint(stage: Stage, files: dict[str, str]) -> str:
 
 
 class RecipeRun:
-    def __init__(self, recipe: Recipe, base: Path):
+    def __init__(self, recipe: Recipe):
         self.recipe = recipe
-        self.base = base                       # stages run here: relative paths read as in the recipe file
-        self.work = (base / recipe.work).resolve()
+        self.base = Path(recipe.vars["recipe_dir"])   # stages run here: relative paths read as in the recipe file
+        self.work = Path(recipe.work)                  # absolute once loaded
         self.state = self.work / "recipe" / "state"
         self.logs = self.work / "recipe" / "logs"
         self.files = {name: yaml.safe_dump(tree, sort_keys=False, allow_unicode=True)

@@ -77,23 +77,23 @@ class _Recorder(RecipeRun):
 
 def test_finished_stages_are_skipped_and_a_rerun_stage_redoes_what_follows(tmp_path):
     recipe = _recipe(tmp_path)
-    first = _Recorder(recipe, tmp_path)
+    first = _Recorder(recipe)
     first.run()
     assert first.ran == ["data", "train", "eval", "ask"]
-    again = _Recorder(recipe, tmp_path)
+    again = _Recorder(recipe)
     again.run()
     assert again.ran == []                                  # all done: nothing runs
     Path(recipe.work, "final").rmdir()                      # an output is gone: that stage and the rest run
-    third = _Recorder(recipe, tmp_path)
+    third = _Recorder(recipe)
     third.run()
     assert third.ran == ["train", "eval", "ask"]
-    changed = _Recorder(_recipe(tmp_path, steps="3"), tmp_path)   # the train config changed
+    changed = _Recorder(_recipe(tmp_path, steps="3"))   # the train config changed
     changed.run()
     assert changed.ran == ["train", "eval", "ask"]
-    redo = _Recorder(_recipe(tmp_path, steps="3"), tmp_path)
+    redo = _Recorder(_recipe(tmp_path, steps="3"))
     redo.run(start="eval")
     assert redo.ran == ["eval", "ask"]
-    only = _Recorder(_recipe(tmp_path, steps="3"), tmp_path)
+    only = _Recorder(_recipe(tmp_path, steps="3"))
     only.run(start="data", only=["data"])
     assert only.ran == ["data"]
     timings = json.loads((Path(recipe.work) / "recipe" / "timings.json").read_text())
@@ -111,9 +111,9 @@ def test_a_failed_stage_leaves_no_marker(tmp_path):
             super()._run_stage(stage)
 
     with pytest.raises(RuntimeError):
-        Failing(recipe, tmp_path).run()
+        Failing(recipe).run()
     state = Path(recipe.work) / "recipe" / "state"
     assert sorted(p.name for p in state.iterdir()) == ["data.json"]
-    resumed = _Recorder(recipe, tmp_path)
+    resumed = _Recorder(recipe)
     resumed.run()
     assert resumed.ran == ["train", "eval", "ask"]
