@@ -22,6 +22,8 @@ from seektune.schema import describe as describe_schema
 S = TypeVar("S", bound=BaseModel)
 # methods whose weight change EWC and L2-SP can measure: the weights themselves, or LoRA's B @ A
 ANCHORED_METHODS = ("full", "freeze", "lora")
+# methods train.sharding=fsdp2 can split: their saved weights come from the model's state dict
+FSDP2_METHODS = ("full", "freeze", "lora", "ia3")
 
 
 class ModelConfig(Section):
@@ -132,6 +134,11 @@ class TrainConfig(Section):
         "auto", description="autocast dtype; auto = bf16 where the CPU/GPU runs it fast, else fp32"
     )
     gradient_checkpointing: bool = Field(False, description="recompute activations to save memory")
+    sharding: Literal["none", "fsdp2"] = Field(
+        "none", description="fsdp2: torch's fully_shard over the processes of a torchrun / accelerate launch "
+        "(weights, gradients and AdamW state split across them; CPU and GPU); none: every process holds the "
+        "whole model (DDP), or accelerate's own FSDP/DeepSpeed config on GPUs"
+    )
     eval_every: int = Field(0, ge=0, description="evaluate every N optimizer steps (0 = only at the end)")
     early_stopping_patience: int = Field(
         0, ge=0, description="stop after N evaluations without improvement (0 = off)"
@@ -196,6 +203,7 @@ class Config(Section):
                              f"{self.method.name} use " + ("a reference-free loss (simpo, orpo)" if objective.name
                              == "dpo" else "objective.beta=0") + " or an adapter method (lora, qlora...)")
         self._check_continual()
+        self._check_sharding()
         if self.method.name in PROMPT_METHODS and self.data.packing:
             raise ValueError(f"data.packing must be false for method {self.method.name}: the virtual tokens are "
                              "prepended to every row, so samples cannot share one")
@@ -218,6 +226,20 @@ class Config(Section):
         if c.replay and any(f.domain for f in self.data.train):
             raise ValueError("continual.replay mixes earlier data into uniform epochs; it does not combine with "
                              "domains on data.train files")
+
+    def _check_sharding(self) -> None:
+        if self.train.sharding == "none":
+            return
+        if self.method.name not in FSDP2_METHODS:
+            raise ValueError(f"train.sharding: fsdp2 shards methods {', '.join(FSDP2_METHODS)}; method "
+                             f"{self.method.name} keeps parameters fsdp2 cannot split (quantized weights, virtual "
+                             "tokens, AdaLoRA's rank schedule); set train.sharding=none")
+        if self.objective.name != "causal_lm":
+            raise ValueError(f"train.sharding: fsdp2 trains objective causal_lm; objective {self.objective.name} "
+                             "runs a second model (reference, teacher) or samples answers; set train.sharding=none")
+        if self.continual.active:
+            raise ValueError("train.sharding: fsdp2 does not combine with continual: (its penalties and replay "
+                             "read whole weights); set train.sharding=none")
 
     @property
     def task(self) -> str:

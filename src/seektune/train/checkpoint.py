@@ -86,9 +86,11 @@ def write_process_state(tmp: Path, rank: int, rng: dict) -> None:
 
 
 def write_main_state(tmp: Path, model: nn.Module, optimizer, scheduler, loop_state: dict,
-                     hook_state: dict | None = None) -> None:
-    save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                     hook_state: dict | None = None, weights: bool = True) -> None:
+    """`weights=False` when a sharded engine's checkpoint already holds the weights and optimizer state."""
+    if weights:
+        save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
+    torch.save({"optimizer": optimizer.state_dict() if weights else None, "scheduler": scheduler.state_dict(),
                 "method": hook_state or {}}, tmp / "optim.pt")
     (tmp / "loop_state.json").write_text(json.dumps(loop_state, indent=1))
 
@@ -105,11 +107,31 @@ def finalise(root: Path, step: int, keep_last: int) -> Path:
     return final
 
 
-def load(path: Path, model: nn.Module, optimizer, scheduler, rank: int) -> tuple[dict, dict, dict]:
-    """Restore weights, optimizer and scheduler in place; return (loop_state, this process's rng state,
-    the loop hooks' state, e.g. AdaLoRA's sensitivity scores)."""
+def load(path: Path, model: nn.Module, optimizer, scheduler, rank: int, weights: bool = True
+         ) -> tuple[dict, dict, dict]:
+    """Restore weights, optimizer and scheduler in place (`weights=False`: a sharded engine restored the
+    first two); return (loop_state, this process's rng state, the loop hooks' state, e.g. AdaLoRA's
+    sensitivity scores)."""
     if not (path / MARKER).is_file():
         raise CheckpointError(f"{path} is incomplete (no {MARKER} marker)")
+    optim = torch.load(path / "optim.pt", weights_only=False)
+    if weights:
+        if optim["optimizer"] is None:
+            raise CheckpointError(f"{path} was written by a sharded run (train.sharding=fsdp2); resume it with "
+                                  "the same sharding")
+        _load_weights(path, model)
+        optimizer.load_state_dict(optim["optimizer"])
+    elif optim["optimizer"] is not None:
+        raise CheckpointError(f"{path} was written by an unsharded run; resume it with train.sharding=none")
+    scheduler.load_state_dict(optim["scheduler"])
+    rng_file = path / f"rng-rank{rank}.pt"
+    if not rng_file.is_file():
+        raise CheckpointError(f"{path} has no RNG state for process {rank}; resume with the same number of processes")
+    loop_state = json.loads((path / "loop_state.json").read_text())
+    return loop_state, torch.load(rng_file, weights_only=False), optim.get("method", {})
+
+
+def _load_weights(path: Path, model: nn.Module) -> None:
     weights = load_file(str(path / "trainable.safetensors"))
     params = dict(model.named_parameters())
     missing = [n for n, p in params.items() if p.requires_grad and n not in weights]
@@ -118,11 +140,3 @@ def load(path: Path, model: nn.Module, optimizer, scheduler, rank: int) -> tuple
     with torch.no_grad():
         for name, tensor in weights.items():
             params[name].copy_(tensor)
-    optim = torch.load(path / "optim.pt", weights_only=False)
-    optimizer.load_state_dict(optim["optimizer"])
-    scheduler.load_state_dict(optim["scheduler"])
-    rng_file = path / f"rng-rank{rank}.pt"
-    if not rng_file.is_file():
-        raise CheckpointError(f"{path} has no RNG state for process {rank}; resume with the same number of processes")
-    loop_state = json.loads((path / "loop_state.json").read_text())
-    return loop_state, torch.load(rng_file, weights_only=False), optim.get("method", {})

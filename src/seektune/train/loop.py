@@ -21,7 +21,6 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-from accelerate.utils import DistributedType
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
@@ -37,7 +36,7 @@ from seektune.models.methods import qat
 from seektune.models.layers import enable_gradient_checkpointing, float32_master, trainable_summary
 from seektune.models.loading import load_model, load_tokenizer, resolve
 from seektune.runtime import resolve_precision, restore_rng_state, rng_state, seed_everything, set_threads
-from seektune.train import checkpoint, objectives, param_groups
+from seektune.train import checkpoint, objectives, param_groups, sharding
 from seektune.train.continual import Continual
 from seektune.train.continual.replay import row_losses
 from seektune.train.hooks import HookList
@@ -45,7 +44,6 @@ from seektune.train.step_plan import make_plan
 from seektune.train.tracking import MetricsLog, flat_config, plot_loss, prepare_trackers
 
 log = logging.getLogger("seektune.train")
-_SHARDED = (DistributedType.FSDP, DistributedType.DEEPSPEED)
 
 
 @dataclass
@@ -85,12 +83,18 @@ def _evaluate(objective, rows: list[Row], cfg: Config, accelerator: Accelerator,
     collate = accelerator.unwrap_model(objective).collate
     objective.eval()
     mine = rows[accelerator.process_index::accelerator.num_processes]
+    size = cfg.train.micro_batch_size
+    # every process runs the same number of forward passes (a sharded model gathers weights in each); one
+    # with fewer rows repeats a batch and does not count it
+    passes = math.ceil(math.ceil(len(rows) / accelerator.num_processes) / size)
     totals = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
     with torch.no_grad():
-        for i in range(0, len(mine), cfg.train.micro_batch_size):
-            batch = collate(mine[i:i + cfg.train.micro_batch_size], pad_id, cfg.data.packing)
+        for i in range(0, passes * size, size):
+            chunk = mine[i:i + size]
+            batch = collate(chunk or rows[:size], pad_id, cfg.data.packing)
             loss_sum, n = objective(**_to(batch, accelerator.device))
-            totals += torch.stack([loss_sum.double(), n.double()])
+            if chunk:
+                totals += torch.stack([loss_sum.double(), n.double()])
     totals = accelerator.reduce(totals, "sum")
     objective.train()
     return (totals[0] / totals[1].clamp(min=1)).item()
@@ -102,20 +106,18 @@ def _save_checkpoint(accelerator, root: Path, step: int, model, optimizer, sched
     if accelerator.is_main_process:
         staging_dir(checkpoint.step_dir(root, step))  # `tmp`, created empty
     accelerator.wait_for_everyone()
-    if accelerator.distributed_type in _SHARDED:
-        accelerator.save_state(str(tmp / "engine"))  # sharded engines keep their own format
+    in_engine = sharding.save_engine_state(cfg, accelerator, tmp, model, optimizer)  # sharded: its own format
     checkpoint.write_process_state(tmp, accelerator.process_index, rng_state())
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        checkpoint.write_main_state(tmp, model, optimizer, scheduler, asdict(state), hook_state)
+        checkpoint.write_main_state(tmp, model, optimizer, scheduler, asdict(state), hook_state, weights=not in_engine)
         checkpoint.finalise(root, step, cfg.train.keep_last)
     accelerator.wait_for_everyone()
 
 
 def _save_final(accelerator, model, tokenizer, run: RunDir, cfg: Config, spec: methods.MethodSpec,
                 head: str, base_source: str) -> Path:
-    gathered = spec.artifact == "full-model" and accelerator.distributed_type != DistributedType.NO
-    state = accelerator.get_state_dict(model) if gathered else None  # sharded engines gather the full weights
+    state = sharding.full_state_dict(cfg, accelerator, model, whole_model=spec.artifact == "full-model")
     if accelerator.is_main_process:
         inner = accelerator.unwrap_model(model)
         if cfg.method.qat.bits is not None:
@@ -123,9 +125,7 @@ def _save_final(accelerator, model, tokenizer, run: RunDir, cfg: Config, spec: m
         base = resolve(base_source)   # a continual run's adapter names the merged start model as its base
 
         def write(tmp: Path) -> None:
-            if state is not None:
-                inner.save_pretrained(tmp, state_dict=state)
-            else:
+            with sharding.whole_state_dict(inner, state):
                 spec.save_trained(inner, cfg.method, tmp, base)
 
         info = spec.info(cfg.method, base)
@@ -151,6 +151,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
     AcceleratorState._reset_state()
     accelerator = Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available(),
                               log_with=trackers or None, project_dir=str(run.tracking) if trackers else None)
+    sharding.check_launch(cfg, accelerator)
     threads = set_threads(cfg.train.num_threads, accelerator.num_processes)
     is_main = accelerator.is_main_process
     resume_from = _begin(run, cfg, resume, accelerator)
@@ -181,25 +182,24 @@ def train(cfg: Config, resume: bool = False) -> Path:
     trainable, total = trainable_summary(model)
     if trainable == 0:
         raise ConfigError("method: nothing is trainable with these settings")
-    optimizer = torch.optim.AdamW(param_groups.build(model, cfg), lr=cfg.train.learning_rate,
-                                  betas=(cfg.train.adam_beta1, cfg.train.adam_beta2))
-    scheduler_name = "constant_with_warmup" if cfg.train.lr_scheduler == "constant" else cfg.train.lr_scheduler
-    scheduler = get_scheduler(scheduler_name, optimizer, num_warmup_steps=int(cfg.train.warmup_ratio * total_steps),
-                              num_training_steps=total_steps)
     objective = objectives.build(model, cfg, tokenizer)
     collate, objective_line = objective.collate, objective.describe()
     unit_rate = f"{objective.unit}/s"   # the units the loss is normalised by: tokens, pairs or sampled answers
-    objective, optimizer = accelerator.prepare(objective, optimizer)
+    objective, optimizer = sharding.prepare(cfg, accelerator, objective, lambda m: torch.optim.AdamW(
+        param_groups.build(m, cfg), lr=cfg.train.learning_rate, betas=(cfg.train.adam_beta1, cfg.train.adam_beta2)))
+    scheduler_name = "constant_with_warmup" if cfg.train.lr_scheduler == "constant" else cfg.train.lr_scheduler
+    scheduler = get_scheduler(scheduler_name, optimizer, num_warmup_steps=int(cfg.train.warmup_ratio * total_steps),
+                              num_training_steps=total_steps)
 
     state = LoopState()
     if trackers:
         accelerator.init_trackers(cfg.output.name, config=flat_config(cfg.model_dump(mode="json")))
     metrics = MetricsLog(run.metrics, enabled=is_main, log=accelerator.log if trackers else None)
     if resume_from is not None:
-        if accelerator.distributed_type in _SHARDED:
-            accelerator.load_state(str(resume_from / "engine"))
-        loop_state, rng, hook_state = checkpoint.load(resume_from, accelerator.unwrap_model(objective).model,
-                                                      optimizer, scheduler, accelerator.process_index)
+        inner = accelerator.unwrap_model(objective).model
+        in_engine = sharding.load_engine_state(cfg, accelerator, resume_from, inner, optimizer)
+        loop_state, rng, hook_state = checkpoint.load(resume_from, inner, optimizer, scheduler,
+                                                      accelerator.process_index, weights=not in_engine)
         hooks.load_state_dict(hook_state)
         state = LoopState(**loop_state)
         if reweighter is not None and state.domains:
@@ -209,7 +209,8 @@ def train(cfg: Config, resume: bool = False) -> Path:
             replay.load_state_dict(state.replay)
         restore_rng_state(rng)
         metrics.truncate_after(state.step)
-        log.info("resumed from %s", resume_from)
+        if is_main:
+            log.info("resumed from %s", resume_from)
 
     if is_main:
         summary = [f"run: {run.path}", f"model: {cfg.model.name_or_path}, method: {cfg.method.name}",
@@ -247,7 +248,8 @@ def train(cfg: Config, resume: bool = False) -> Path:
                     loss = loss + penalty / len(mine)
                 accelerator.backward(loss)
             step_loss += loss_sum.detach().double()
-        grad_norm = accelerator.clip_grad_norm_(params, cfg.train.max_grad_norm) if cfg.train.max_grad_norm else None
+        grad_norm = (sharding.clip_grad_norm(cfg, accelerator, params, cfg.train.max_grad_norm)
+                     if cfg.train.max_grad_norm else None)
         optimizer.step()
         scheduler.step()
         state.step += 1
