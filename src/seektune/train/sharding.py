@@ -19,7 +19,7 @@ from typing import Iterator
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedType
+from accelerate.utils import DistributedType, parse_flag_from_env
 from torch import nn
 
 from seektune.config import Config
@@ -27,12 +27,9 @@ from seektune.errors import ConfigError
 from seektune.models.layers import decoder_layers
 
 _ENGINE_DIR = "engine"
+_ACCELERATE_SHARDED = (DistributedType.FSDP, DistributedType.DEEPSPEED)  # engines accelerate runs itself
 _LAUNCH = "torchrun --nproc-per-node N -m seektune.cli train CONFIG (or accelerate launch --multi_gpu " \
           "--num_processes N without an FSDP/DeepSpeed config)"
-
-
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "false").lower() == "true"
 
 
 def check_launch(cfg: Config, accelerator: Accelerator) -> None:
@@ -45,13 +42,13 @@ def check_launch(cfg: Config, accelerator: Accelerator) -> None:
                           "alone on the same data. Launch with " + _LAUNCH)
     for flag, engine, wanted in (("ACCELERATE_USE_FSDP", "FSDP", DistributedType.FSDP),
                                  ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed", DistributedType.DEEPSPEED)):
-        if _flag(flag) and kind != wanted:
+        if parse_flag_from_env(flag) and kind != wanted:
             where = "on CPU" if not torch.cuda.is_available() else f"as {kind.value}"
             raise ConfigError(f"accelerate was launched with a {engine} config, but it runs {where} without "
                               f"{engine} (accelerate shards only on GPUs): every process would hold the whole "
                               f"model. Drop the {engine} config and set train.sharding=fsdp2, launched as {_LAUNCH}")
-    if cfg.train.sharding == "fsdp2":
-        if kind in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+    if is_fsdp2(cfg):
+        if kind in _ACCELERATE_SHARDED:
             raise ConfigError(f"train.sharding=fsdp2 and accelerate's {kind.value} config both shard the model; "
                               "keep one (train.sharding=none keeps accelerate's)")
         if processes < 2:
@@ -112,18 +109,25 @@ def _inner_optimizer(optimizer):
     return getattr(optimizer, "optimizer", optimizer)  # accelerate's AcceleratedOptimizer wraps the torch one
 
 
+def _sharded_state(model: nn.Module, optimizer) -> dict:
+    """This process's shards of the trainable weights and their AdamW state, as saved and as loaded (the
+    frozen weights come from the base model, so neither side holds them)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+    weights, optim = get_state_dict(model, _inner_optimizer(optimizer),
+                                    options=StateDictOptions(ignore_frozen_params=True))
+    return {"model": weights, "optimizer": optim}
+
+
 def save_engine_state(cfg: Config, accelerator: Accelerator, tmp: Path, model: nn.Module, optimizer) -> bool:
     """Write the engine's own sharded checkpoint under `tmp/engine` (every process); True when the weights and
     optimizer state are in it, so the main process's single-file copies are skipped."""
     if is_fsdp2(cfg):
         import torch.distributed.checkpoint as dcp
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
 
-        weights, optim = get_state_dict(model, _inner_optimizer(optimizer),
-                                        options=StateDictOptions(ignore_frozen_params=True))
-        dcp.save({"model": weights, "optimizer": optim}, checkpoint_id=str(tmp / _ENGINE_DIR))
+        dcp.save(_sharded_state(model, optimizer), checkpoint_id=str(tmp / _ENGINE_DIR))
         return True
-    if accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+    if accelerator.distributed_type in _ACCELERATE_SHARDED:
         accelerator.save_state(str(tmp / _ENGINE_DIR))
     return False
 
@@ -132,17 +136,16 @@ def load_engine_state(cfg: Config, accelerator: Accelerator, checkpoint: Path, m
     """Restore what `save_engine_state` wrote; True when it held the weights and optimizer state."""
     if is_fsdp2(cfg):
         import torch.distributed.checkpoint as dcp
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
 
-        inner = _inner_optimizer(optimizer)
-        weights, optim = get_state_dict(model, inner, options=StateDictOptions(ignore_frozen_params=True))
-        state = {"model": weights, "optimizer": optim}
+        state = _sharded_state(model, optimizer)
         dcp.load(state, checkpoint_id=str(checkpoint / _ENGINE_DIR))  # fails when a requested tensor is absent
         # not strict: the frozen weights are not in the checkpoint; they came from the base model
-        set_state_dict(model, inner, model_state_dict=state["model"], optim_state_dict=state["optimizer"],
+        set_state_dict(model, _inner_optimizer(optimizer), model_state_dict=state["model"],
+                       optim_state_dict=state["optimizer"],
                        options=StateDictOptions(ignore_frozen_params=True, strict=False))
         return True
-    if accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+    if accelerator.distributed_type in _ACCELERATE_SHARDED:
         accelerator.load_state(str(checkpoint / _ENGINE_DIR))
     return False
 
