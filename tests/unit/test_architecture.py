@@ -15,7 +15,7 @@ LAYERS = [
     ["seektune.artifacts"],
     ["seektune.train", "seektune.inference"],
     ["seektune.evaluate", "seektune.demo", "seektune.data.pipeline", "seektune.serve", "seektune.compress",
-     "seektune.recipe"],
+     "seektune.recipe", "seektune.plan"],
     ["seektune.cli"],
 ]
 

@@ -122,3 +122,15 @@ def test_continual_defaults_and_layer_lists(tmp_path):
                              "continual: {previous: [runs/a], ewc: {}, replay: {prioritized: true}}\n"))
     assert cfg.task == "travel" and cfg.continual.ewc.weight == 1000 and cfg.continual.replay_runs == ["runs/a"]
     assert parse_layers("0-3, 7") == [0, 1, 2, 3, 7]
+
+
+def test_overrides_may_follow_flags_and_anything_else_is_refused(capsys):
+    from seektune.cli import _parse
+
+    args = _parse(["train", "c.yaml", "train.seed=1", "--resume", "train.max_steps=10"])
+    assert args.resume and args.overrides == ["train.seed=1", "train.max_steps=10"]
+    with pytest.raises(SystemExit):
+        _parse(["train", "c.yaml", "--resume", "--bogus"])
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _parse(["models", "train.seed=1"])   # a verb without overrides

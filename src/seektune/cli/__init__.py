@@ -7,13 +7,13 @@ import argparse
 import sys
 
 from seektune import __version__
-from seektune.cli import (adapters, chat, check_template, data, demo, drop_layers, eval, export, generate, models, prune,
-                          quantize, recipe, serve, train)
+from seektune.cli import (adapters, chat, check_template, data, demo, drop_layers, eval, export, generate, models, plan,
+                          prune, quantize, recipe, serve, train)
 from seektune.cli.common import quiet_libraries
 from seektune.errors import SeektuneError
 
-VERBS = (train, chat, generate, serve, adapters, drop_layers, quantize, prune, export, models, demo, eval, check_template,
-         data, recipe)
+VERBS = (train, plan, chat, generate, serve, adapters, drop_layers, quantize, prune, export, models, demo, eval,
+         check_template, data, recipe)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,8 +25,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """argparse stops collecting `key=value` overrides at the first flag; those written after one
+    (`seektune train C.yaml --resume train.max_steps=10`) are overrides too."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not hasattr(args, "overrides") or any(e.startswith("-") or "=" not in e for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _parse(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     args.cli_main = main  # `data reproduce` re-runs recorded command lines through this same entry point
     quiet_libraries()
