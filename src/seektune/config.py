@@ -134,6 +134,11 @@ class TrainConfig(Section):
         "auto", description="autocast dtype; auto = bf16 where the CPU/GPU runs it fast, else fp32"
     )
     gradient_checkpointing: bool = Field(False, description="recompute activations to save memory")
+    frozen_dtype: Literal["auto", "fp32"] = Field(
+        "auto", description="weights that do not train: auto = kept in bf16 under bf16 autocast when the run "
+        "saves an adapter (LoRA family, IA3, bottleneck, prompts; not QLoRA, QAT or fsdp2): half their memory "
+        "and no cast per step; fp32 = kept in fp32, autocast casts them per step"
+    )
     sharding: Literal["none", "fsdp2"] = Field(
         "none", description="fsdp2: torch's fully_shard over the processes of a torchrun / accelerate launch "
         "(weights, gradients and AdamW state split across them; CPU and GPU); none: every process holds the "

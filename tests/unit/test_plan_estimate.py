@@ -84,11 +84,21 @@ def test_the_peak_holds_the_larger_of_gradients_and_activations(tmp_path):
     assert short.total == sum(short.resident.values()) + short.gradients
 
 
-def test_a_7b_lora_on_one_24gb_card_is_moved_to_qlora_with_checkpointing(tmp_path):
-    cfg = _cfg(tmp_path)
-    result = plan(cfg, LLAMA_7B, hardware.parse("1x24GB"))
+def test_a_7b_lora_on_one_24gb_card_fits_with_checkpointing_and_a_smaller_micro_batch(tmp_path):
+    result = plan(_cfg(tmp_path), LLAMA_7B, hardware.parse("1x24GB"))
     assert not result.configured.fits
-    assert result.configured.estimate.parts["weights"] > 27 * GB   # the loop keeps the base in fp32
+    weights = result.configured.estimate.parts["weights"]
+    assert weights == 6_738_415_616 * 2 + 39_976_960 * 4        # the frozen base in bf16, the adapter in fp32
+    assert "weight casts" not in result.configured.estimate.parts   # autocast has nothing left to cast
+    assert result.recommended.overrides == ("train.gradient_checkpointing=true", "train.micro_batch_size=2",
+                                            "train.gradient_accumulation_steps=4")
+    assert 15 * 2**30 < result.recommended.estimate.total <= usable_bytes(result.hardware)  # the seeds' ~16 GB
+
+
+def test_with_an_fp32_base_the_same_run_needs_qlora(tmp_path):
+    result = plan(_cfg(tmp_path, extra=", frozen_dtype: fp32"), LLAMA_7B, hardware.parse("1x24GB"))
+    assert result.configured.estimate.parts["weights"] > 27 * GB
+    assert result.configured.estimate.parts["weight casts"] > 12 * GB
     assert result.recommended.overrides == ("method.name=qlora", "train.gradient_checkpointing=true")
     assert result.recommended.estimate.total <= usable_bytes(result.hardware)
 

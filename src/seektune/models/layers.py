@@ -51,3 +51,11 @@ def float32_master(model: nn.Module) -> None:
     for p in model.parameters():
         if p.requires_grad and p.dtype != torch.float32:
             p.data = p.data.float()
+
+
+def store_frozen_in(model: nn.Module, dtype: torch.dtype) -> None:
+    """Frozen fp32 weights stored in `dtype`: autocast would cast each of them to it at every forward and keep
+    the copy for backward, so storing them so halves their memory and drops the casts. Buffers stay as they are."""
+    for p in model.parameters():
+        if not p.requires_grad and p.dtype == torch.float32:
+            p.data = p.data.to(dtype)

@@ -1,6 +1,7 @@
 """The bytes one training process holds at its peak, by part.
 
-Counted for seektune's loop as it runs: weights stored in fp32 (QLoRA: the decoder layers' matmuls in 4 bits),
+Counted for seektune's loop as it runs: weights stored in fp32 (QLoRA: the decoder layers' matmuls in 4 bits;
+adapter runs under bf16 autocast: the frozen base in bf16, so autocast has nothing to cast),
 fp32 gradients and two fp32 AdamW moments for what trains, and the autograd-saved activations of a decoder layer
 per token, counted by recording the tensors saved for backward (saved_tensors_hooks) on a Llama layer through
 the causal-LM objective: under bf16/fp16 autocast each matmul input is cast (q, k and v each separately) and
@@ -31,6 +32,7 @@ class Workload:
     quantized_base: bool            # QLoRA
     adapter: bool                   # trainable weights live outside the base (LoRA-family, IA3, prompts)
     shards: int = 1                 # processes splitting weights, gradients and optimizer state (fsdp2)
+    frozen_bytes: int = FP32        # 2 where the loop stores the frozen base in bf16 (train.frozen_dtype)
 
     @property
     def tokens(self) -> int:
@@ -109,14 +111,15 @@ def estimate(shape: ModelShape, work: Workload) -> Estimate:
     if work.quantized_base:
         base = shape.layer_linear_params * NF4_BYTES + (shape.params - shape.layer_linear_params) * FP32
     else:
-        base = shape.params * FP32
+        base = shape.params * (work.frozen_bytes if work.adapter else FP32)
     parts = {
         "weights": int((base + adapter_params * FP32) / shards),
         "optimizer": shape.trainable * ADAMW_STATES * FP32 // shards,
     }
-    if work.compute_bytes < FP32:
+    if work.compute_bytes < FP32 and work.frozen_bytes == FP32:
         # the compute-dtype copy of every matmul weight, saved for the backward pass; the head's too
-        # (QLoRA's 4-bit matmuls dequantize on the fly and keep only the packed weights)
+        # (QLoRA's 4-bit matmuls dequantize on the fly and keep only the packed weights; a bf16 base is saved
+        # as it is, and its activations are the same per token as the fp32 base's: both were counted)
         linear = (0 if work.quantized_base else shape.layer_linear_params) + shape.vocab * shape.hidden
         parts["weight casts"] = linear * work.compute_bytes // shards
     supervised = int(work.tokens * work.supervised_fraction)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from itertools import product
 
 from seektune.config import FSDP2_METHODS, Config
+from seektune.models import methods
 from seektune.plan.estimate import Estimate, Workload, estimate
 from seektune.plan.hardware import Hardware
 from seektune.plan.shape import ModelShape, from_config
@@ -55,21 +56,29 @@ def workload(cfg: Config, hardware: Hardware, supervised_fraction: float, method
              micro_batch: int | None = None, checkpointing: bool | None = None, shards: int | None = None
              ) -> Workload:
     method = method or cfg.method.name
-    sharded = cfg.train.sharding == "fsdp2"
+    shards = shards or (hardware.devices if cfg.train.sharding == "fsdp2" else 1)
+    section = _method_section(cfg, method)
+    compute = compute_bytes(cfg, hardware)
+    # GPUs under `auto` are taken to run bf16 (fp16 only on pre-Ampere cards)
+    bf16 = compute == 2 and cfg.train.precision != "fp16"
+    frozen_bf16 = methods.frozen_in_bf16(section, cfg.train.frozen_dtype, "bf16" if bf16 else "no", shards > 1)
     return Workload(
         micro_batch_size=micro_batch or cfg.train.micro_batch_size, max_length=cfg.data.max_length,
         packing=cfg.data.packing, supervised_fraction=supervised_fraction,
-        compute_bytes=compute_bytes(cfg, hardware),
+        compute_bytes=compute,
         gradient_checkpointing=cfg.train.gradient_checkpointing if checkpointing is None else checkpointing,
-        quantized_base=method == "qlora", adapter=method in ADAPTER_METHODS,
-        shards=shards or (hardware.devices if sharded else 1))
+        quantized_base=method == "qlora", adapter=method in ADAPTER_METHODS, shards=shards,
+        frozen_bytes=2 if frozen_bf16 else 4)
+
+
+def _method_section(cfg: Config, method: str):
+    """Another method keeps this config's settings (LoRA targets and rank carry over to QLoRA)."""
+    return cfg.method if method == cfg.method.name else cfg.method.model_copy(update={"name": method})
 
 
 def _shape_for(model_config, method: str, cfg: Config, cache: dict) -> ModelShape:
     if method not in cache:
-        # another method keeps this config's settings (LoRA targets and rank carry over to QLoRA)
-        section = cfg.method if method == cfg.method.name else cfg.method.model_copy(update={"name": method})
-        cache[method] = from_config(model_config, section)
+        cache[method] = from_config(model_config, _method_section(cfg, method))
     return cache[method]
 
 

@@ -33,7 +33,7 @@ from seektune.data.terms import TermMatcher
 from seektune.errors import ConfigError
 from seektune.models import methods
 from seektune.models.methods import qat
-from seektune.models.layers import enable_gradient_checkpointing, float32_master, trainable_summary
+from seektune.models.layers import enable_gradient_checkpointing, float32_master, store_frozen_in, trainable_summary
 from seektune.models.loading import load_model, load_tokenizer, resolve
 from seektune.runtime import resolve_precision, restore_rng_state, rng_state, seed_everything, set_threads
 from seektune.train import checkpoint, objectives, param_groups, sharding
@@ -176,6 +176,10 @@ def train(cfg: Config, resume: bool = False) -> Path:
     base = qat.prepare_qat(base, cfg.method.qat)
     model = methods.prepare(base, cfg.method, total_steps, tokenizer_path=resolve(model_cfg.name_or_path))
     float32_master(model)
+    frozen_bf16 = methods.frozen_in_bf16(cfg.method, cfg.train.frozen_dtype, precision,
+                                         cfg.train.sharding == "fsdp2")
+    if frozen_bf16:
+        store_frozen_in(model, torch.bfloat16)
     if cfg.train.gradient_checkpointing:
         enable_gradient_checkpointing(model)
     hooks = HookList(([spec.hooks(model, cfg.method)] if spec.hooks else []) + continual.after_method(model))
@@ -215,7 +219,8 @@ def train(cfg: Config, resume: bool = False) -> Path:
     if is_main:
         summary = [f"run: {run.path}", f"model: {cfg.model.name_or_path}, method: {cfg.method.name}",
                    f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.3f}%)",
-                   f"precision: {precision if precision != 'no' else 'fp32'}, threads: {threads}, "
+                   f"precision: {precision if precision != 'no' else 'fp32'}"
+                   f"{' (frozen weights stored in bf16)' if frozen_bf16 else ''}, threads: {threads}, "
                    f"processes: {accelerator.num_processes}, objective: {objective_line}",
                    f"steps: {total_steps} ({plan.steps_per_epoch} per epoch)", *continual.lines,
                    *data.report.lines()]
@@ -297,7 +302,8 @@ def train(cfg: Config, resume: bool = False) -> Path:
         plot_loss(run.metrics, run.loss_plot)
         write_json(run.result, {"steps": state.step, "final_train_loss": last_loss, "final_eval_loss": final_eval,
                                 "stopped_early": state.stopped_early, "trainable_parameters": trainable,
-                                "total_parameters": total, "precision": precision, "final": str(final),
+                                "total_parameters": total, "precision": precision,
+                                "frozen_weights": "bf16" if frozen_bf16 else "fp32", "final": str(final),
                                 **hooks.summary(), **continual.summary()})
         print(f"done: {state.step} steps, train loss {last_loss:.4f}"
               + (f", eval loss {final_eval:.4f}" if final_eval is not None else "")

@@ -19,7 +19,7 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
     peft_family.IA3, bottleneck.SPEC, virtual_tokens.PROMPT, virtual_tokens.PREFIX, virtual_tokens.P_TUNING,
 )}
 
-__all__ = ["METHODS", "MethodSpec", "PrepareContext", "StepHook", "get", "prepare"]
+__all__ = ["METHODS", "MethodSpec", "PrepareContext", "StepHook", "frozen_in_bf16", "get", "prepare"]
 
 
 def get(name: str) -> MethodSpec:
@@ -32,3 +32,13 @@ def get(name: str) -> MethodSpec:
 def prepare(model: nn.Module, cfg: MethodConfig, total_steps: int = 1, tokenizer_path: str = "") -> nn.Module:
     """Set what trains. `total_steps` feeds AdaLoRA's schedule; `tokenizer_path` prompt-tuning text init."""
     return get(cfg.name).prepare(model, cfg, PrepareContext(total_steps, tokenizer_path))
+
+
+def frozen_in_bf16(method: MethodConfig, frozen_dtype: str, precision: str, sharded: bool) -> bool:
+    """Whether the loop stores the frozen base in bf16 (`train.frozen_dtype: auto`): under bf16 autocast, when
+    the run saves only an adapter (a whole-model artifact would save the rounded base), the base is not already
+    quantized or fake-quantized, and fsdp2 (which all-gathers one dtype per layer) does not shard it. The planner
+    asks the same question."""
+    spec = get(method.name)
+    return (frozen_dtype == "auto" and precision == "bf16" and spec.artifact != "full-model"
+            and spec.quantization is None and method.qat.bits is None and not sharded)
