@@ -4,7 +4,9 @@ Built for a GPU: `--size 1.5b` is Qwen2-1.5B's shape (built from a config, rando
 2,048-token packed rows, bf16, SDPA attention (`--attention flash_attention_2` where flash-attn is installed).
 Both sides get the same packed rows (position_ids restart at every sample, so transformers masks attention
 block-diagonally for both), the same LoRA (r 16, alpha 32, dropout 0, every linear layer), micro-batch,
-learning rate and steps. Each side runs in its own child process; the first WARMUP steps are not timed.
+learning rate and steps. Each side runs in its own usual bf16 setup: the Trainer keeps fp32 weights under
+autocast (bf16=True), seektune stores the frozen base in bf16 (its default, train.frozen_dtype=auto). Each side
+runs in its own child process; the first WARMUP steps are not timed.
 
 Prints tokens/s (every token of the rows), supervised tokens/s, peak memory (GPU: torch's peak allocated;
 CPU: peak RSS) and MFU = FLOPs per token x tokens/s / the device's peak bf16 FLOP/s, with FLOPs per token

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lora_vs_trainer import PeakRSS  # noqa: E402  (bench/ is a folder of scripts, not a package)
+from lora_vs_trainer import PeakRSS, padded_collator  # noqa: E402  (bench/ is a folder of scripts, not a package)
 
 WARMUP = 2
 LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.0, "target_modules": "all-linear"}
@@ -80,8 +80,7 @@ def run_seektune(work: Path, steps: int, overrides: list[str]) -> dict:
 def run_trainer(work: Path, steps: int) -> dict:
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import (AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer,
-                              TrainerCallback, TrainingArguments)
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
 
     from seektune.config import DataConfig
     from seektune.data.dataset import build
@@ -98,13 +97,7 @@ def run_trainer(work: Path, steps: int) -> dict:
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(path), LoraConfig(task_type="CAUSAL_LM", **LORA))
     stamps: list[float] = []
     counted: list[int] = []
-    collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE, pad_to_multiple_of=8)
-
-    def collate(features):
-        batch = collator(features)
-        counted.append(int((batch["labels"][:, 1:] != IGNORE).sum()))
-        return batch
-
+    collate = padded_collator(tokenizer, counted)
     class Clock(TrainerCallback):
         def on_step_end(self, *a, **kw):
             stamps.append(time.perf_counter())

@@ -81,11 +81,27 @@ def run_seektune(precision: str, steps: int, packing: bool, batch: int = BATCH) 
             "train_rss_increase_mb": (mem.peak - mem.start) / 2**20, "final_loss": rows[-1]["loss"]}
 
 
+def padded_collator(tokenizer, counted: list[int]):
+    """The Trainer baseline's batches: padded to the longest sample (multiple of 8); appends each batch's
+    supervised tokens to `counted`."""
+    from transformers import DataCollatorForSeq2Seq
+
+    from seektune.data.render import IGNORE
+
+    collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE, pad_to_multiple_of=8)
+
+    def collate(features):
+        batch = collator(features)
+        counted.append(int((batch["labels"][:, 1:] != IGNORE).sum()))
+        return batch
+
+    return collate
+
+
 def run_trainer(precision: str, steps: int) -> dict:
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import (AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer,
-                              TrainerCallback, TrainingArguments)
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
 
     from seektune.config import DataConfig
     from seektune.data.dataset import build
@@ -109,13 +125,7 @@ def run_trainer(precision: str, steps: int) -> dict:
             stamps.append((time.perf_counter(), state.global_step))
 
     counted: list[int] = []
-    collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE, pad_to_multiple_of=8)
-
-    def collate(features):
-        batch = collator(features)
-        counted.append(int((batch["labels"][:, 1:] != IGNORE).sum()))
-        return batch
-
+    collate = padded_collator(tokenizer, counted)
     args = TrainingArguments(output_dir=str(tmp / "out"), per_device_train_batch_size=BATCH, max_steps=steps,
                              learning_rate=LR, lr_scheduler_type="cosine", warmup_steps=int(0.05 * steps),
                              bf16=precision == "bf16",

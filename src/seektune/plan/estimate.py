@@ -25,7 +25,6 @@ NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)
 class Workload:
     micro_batch_size: int
     max_length: int
-    packing: bool
     supervised_fraction: float      # answer tokens / all tokens
     compute_bytes: int              # 2 under bf16/fp16 autocast, 4 in fp32
     gradient_checkpointing: bool

@@ -19,7 +19,6 @@ from seektune.plan.shape import ModelShape, from_config
 GPU_RESERVED = 1 * 2**30          # CUDA context and allocator slack per GPU
 CPU_RUNTIME = 700 * 2**20          # torch + transformers imported, measured RSS before the model loads
 HEADROOM = 0.9                     # plan to at most 90% of what is left
-ADAPTER_METHODS = ("lora", "qlora", "adalora", "ia3", "bottleneck", "prompt", "prefix", "p_tuning")
 
 
 @dataclass(frozen=True)
@@ -62,12 +61,12 @@ def workload(cfg: Config, hardware: Hardware, supervised_fraction: float, method
     # GPUs under `auto` are taken to run bf16 (fp16 only on pre-Ampere cards)
     bf16 = compute == 2 and cfg.train.precision != "fp16"
     frozen_bf16 = methods.frozen_in_bf16(section, cfg.train.frozen_dtype, "bf16" if bf16 else "no", shards > 1)
+    spec = methods.get(method)
     return Workload(
         micro_batch_size=micro_batch or cfg.train.micro_batch_size, max_length=cfg.data.max_length,
-        packing=cfg.data.packing, supervised_fraction=supervised_fraction,
-        compute_bytes=compute,
+        supervised_fraction=supervised_fraction, compute_bytes=compute,
         gradient_checkpointing=cfg.train.gradient_checkpointing if checkpointing is None else checkpointing,
-        quantized_base=method == "qlora", adapter=method in ADAPTER_METHODS, shards=shards,
+        quantized_base=spec.quantization is not None, adapter=spec.adapter, shards=shards,
         frozen_bytes=2 if frozen_bf16 else 4)
 
 

@@ -40,5 +40,5 @@ def frozen_in_bf16(method: MethodConfig, frozen_dtype: str, precision: str, shar
     quantized or fake-quantized, and fsdp2 (which all-gathers one dtype per layer) does not shard it. The planner
     asks the same question."""
     spec = get(method.name)
-    return (frozen_dtype == "auto" and precision == "bf16" and spec.artifact != "full-model"
+    return (frozen_dtype == "auto" and precision == "bf16" and spec.adapter
             and spec.quantization is None and method.qat.bits is None and not sharded)

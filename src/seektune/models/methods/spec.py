@@ -61,6 +61,11 @@ class MethodSpec:
     lr_multiplier: Callable[[str, MethodConfig], float] | None = None  # per trainable parameter name (LoRA+)
     moe_rewrite_disabled: Callable[[MethodConfig], bool] | None = None  # peft's DeepSeek MoE target rewrite off
 
+    @property
+    def adapter(self) -> bool:
+        """What trains lives beside a frozen base, and final/ holds only that (not the whole model)."""
+        return self.artifact != "full-model"
+
     def save_trained(self, model: nn.Module, cfg: MethodConfig, directory: Path, base_model: str) -> None:
         if self.save is not None:
             self.save(model, cfg, directory, base_model)
