@@ -5,6 +5,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 LATEST := .venv-latest
+# one pytest-xdist worker per core, each pinned to its own (tests/conftest.py); a module's tests stay on one
+# worker, so module and session fixtures (a trained run, a served model) are built once; the longest modules
+# start first (tests/conftest.py: LONGEST_FIRST)
+PYTEST := -m pytest -q -p no:cacheprovider -n $(shell nproc) --dist loadfile --no-loadscope-reorder
 
 .PHONY: setup demo demo-zh demo-legal test test-latest bench
 
@@ -41,11 +45,11 @@ demo-legal: setup
 	$(VENV)/bin/seektune recipe examples/legal/recipe.yaml
 
 test: setup
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider --durations=15
+	$(VENV)/bin/python $(PYTEST) --durations=15
 
 test-latest: $(LATEST)/.installed
 	$(LATEST)/bin/pip list --disable-pip-version-check 2>/dev/null | grep -iE "^(torch|transformers|peft|accelerate|trl) "
-	$(LATEST)/bin/python -m pytest -q -p no:cacheprovider
+	$(LATEST)/bin/python $(PYTEST)
 
 bench: setup
 	$(VENV)/bin/python bench/lora_vs_trainer.py

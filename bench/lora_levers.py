@@ -8,7 +8,7 @@ changed at a time. Each run is its own child process (peak RSS sampled every 20 
 the runs are interleaved `--repeats` times, since identical runs here differ by up to 15%; the first WARMUP
 steps are not timed.
 
-Run: python bench/lora_levers.py [--steps 8] [--repeats 2]
+Run: python bench/lora_levers.py [--steps 8] [--repeats 2] [--only jemalloc tcmalloc]
 """
 
 from __future__ import annotations
@@ -42,7 +42,11 @@ VARIANTS = {
     "frozen base in fp32 (train.frozen_dtype=fp32)": (["train.frozen_dtype=fp32"], {}),
     "padded like the Trainer (data.packing=false)": (["data.packing=false"], {}),
     "defaults + MALLOC_MMAP_THRESHOLD_=131072": ([], {"MALLOC_MMAP_THRESHOLD_": "131072"}),
+    "defaults + jemalloc (LD_PRELOAD)": ([], {"LD_PRELOAD": "libjemalloc.so.2"}),
+    "defaults + tcmalloc (LD_PRELOAD)": ([], {"LD_PRELOAD": "libtcmalloc_minimal.so.4"}),
 }
+# where Debian's libjemalloc2 / libtcmalloc-minimal4 put them (apt-get install libjemalloc2 libtcmalloc-minimal4)
+LIBDIR = Path("/usr/lib/x86_64-linux-gnu")
 
 
 def data_file(out: Path) -> Path:
@@ -118,6 +122,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--only", nargs="+", metavar="WORD",
+                        help="run only the variants whose name holds one of these words (the Trainer always runs)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -130,9 +136,15 @@ def main() -> None:
         return
     work = Path(tempfile.mkdtemp(prefix="seektune-levers-"))
     data_file(work)
-    results: dict[str, list[dict]] = {name: [] for name in VARIANTS}
+    chosen = {name: env for name, (_, env) in VARIANTS.items()
+              if name == "trainer" or not args.only or any(word in name for word in args.only)}
+    for name, env in list(chosen.items()):
+        if "LD_PRELOAD" in env and not (LIBDIR / env["LD_PRELOAD"]).is_file():
+            print(f"skipped: {name} ({LIBDIR / env['LD_PRELOAD']} is not installed)")
+            del chosen[name]
+    results: dict[str, list[dict]] = {name: [] for name in chosen}
     for repeat in range(args.repeats):
-        for name, (_, env) in VARIANTS.items():
+        for name, env in chosen.items():
             print(f"[{repeat + 1}/{args.repeats}] {name} ...", flush=True)
             done = subprocess.run([sys.executable, __file__, "--child", name, "--steps", str(args.steps),
                                    "--work", str(work)], capture_output=True, text=True,

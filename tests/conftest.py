@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,34 @@ import torch
 
 from seektune.models.templates import CHATML
 
-torch.set_num_threads(2)
+
+def _cores_of_this_worker() -> set[int]:
+    """Under pytest-xdist (`make test` runs one worker per core) each worker keeps its own share of the cores.
+    The processes a test starts inherit the mask, so seektune's set_threads gives them that share too: two
+    workers each threading over every core would run 5-10x slower."""
+    cores = sorted(os.sched_getaffinity(0))
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if worker is None or count < 2:
+        return set(cores)
+    index = int(worker.removeprefix("gw"))
+    mine = set(cores[index % count::count]) or {cores[index % len(cores)]}   # more workers than cores: share
+    os.sched_setaffinity(0, mine)
+    return mine
+
+
+torch.set_num_threads(len(_cores_of_this_worker()))
+
+# The modules that take longest, longest first (`--durations` of a run under xdist). They are collected first,
+# and `make test` keeps xdist's order (--no-loadscope-reorder, which would otherwise start the modules with the
+# most tests first), so no long module is left to run alone on one core at the end.
+LONGEST_FIRST = ["test_packaged_model.py", "test_distributed.py", "test_plan_measured.py", "test_legal_recipe.py",
+                 "test_train_objectives.py", "test_resume.py", "test_bench_gpu.py", "test_eval.py",
+                 "test_continual.py", "test_serve.py"]
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))   # stable: the rest keep their order
 
 CORPUS = [
     "The clinic gives flu vaccinations on Tuesdays and Thursdays.",
@@ -71,8 +99,6 @@ def deepseek_tok():
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory):
     """Packaged models are converted once per test session into a private cache."""
-    import os
-
     path = tmp_path_factory.mktemp("seektune-cache")
     old = os.environ.get("SEEKTUNE_CACHE")
     os.environ["SEEKTUNE_CACHE"] = str(os.environ.get("SEEKTUNE_TEST_CACHE", path))

@@ -17,6 +17,11 @@ METHODS = ("full", "freeze", "lora", "qlora", "adalora", "ia3", "bottleneck", "p
 PROMPT_METHODS = ("prompt", "prefix", "p_tuning")
 
 
+# how `seektune adapters combine` folds LoRA adapters into one (peft's add_weighted_adapter combination types);
+# here, not in seektune.artifacts, so that building the CLI parser does not import torch
+COMBINATIONS = ("linear", "cat", "svd", "ties", "ties_svd", "dare_linear", "dare_ties", "magnitude_prune")
+
+
 class LoraConfig(Section):
     r: int = Field(16, gt=0, description="LoRA rank")
     lora_alpha: float = Field(32.0, gt=0, description="LoRA scaling numerator (scale = alpha / r, or alpha / sqrt(r))")

@@ -60,7 +60,7 @@ def test_eval_base_vs_tuned_on_the_demo_heldout_questions(clinic_run, tmp_path):
     the margin is asserted on ROUGE-L (0.20 -> 0.36 there) and key-fact match must not fall."""
     overrides = [f"models=[{{name: base, path: smollm2-135m-instruct}}, {{name: tuned, path: {clinic_run / 'clinic-lora'}}}]",
                  f"output_dir={tmp_path / 'eval'}", "efficiency.prompts=1", "generation.max_new_tokens=24",
-                 "generation.batch_size=10"]
+                 "generation.batch_size=10", "robustness.enabled=false"]  # typo variants: tests/e2e/test_eval.py
     assert main(["eval", str(CLINIC / "eval.yaml"), *overrides]) == 0
     out = tmp_path / "eval"
     for name in ("report.md", "report.json", "predictions.jsonl", "charts/clinic-heldout__key_fact.png",

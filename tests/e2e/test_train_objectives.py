@@ -159,11 +159,9 @@ RESUMED = {   # one per objective family: each checkpoint must carry what its ob
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path, tiny_llama_dir, objective):
     """Killed right after a checkpoint and resumed, the run ends bit-for-bit equal to an uninterrupted one
     (GRPO: the same sampled answers too, so the same rewards)."""
-    import subprocess
-
     from safetensors.torch import load_file
 
-    from tests.e2e.test_resume import _cmd, _env, kill_after_checkpoint
+    from tests.e2e.test_resume import kill_after_checkpoint
 
     kind, settings, method, steps = RESUMED[objective]
     writer = {"pairs": write_pairs, "prompts": write_prompts, "sft": write_alpaca}[kind]
@@ -176,8 +174,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, tiny_llama_dir, obje
     killed = write_config(tmp_path / "killed", tiny_llama_dir, data, **sections)
     run = tmp_path / "killed/runs/run"
     kill_after_checkpoint(killed, run, timeout=120)
-    resumed = subprocess.run(_cmd(killed, "--resume"), env=_env(), capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert main(["train", str(killed), "--resume"]) == 0   # in-process: only the killed run needs its own
 
     straight = _train(tmp_path / "straight", tiny_llama_dir, data, **sections)
     a = load_file(run / "final/adapter_model.safetensors")

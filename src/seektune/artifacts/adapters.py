@@ -12,10 +12,9 @@ import torch
 
 from seektune.artifacts.artifact import Artifact, open_artifact, write_artifact
 from seektune.errors import ConfigError, ModelError
+from seektune.method_config import COMBINATIONS
 from seektune.config import ModelConfig
 from seektune.models.loading import load_model, resolve
-
-COMBINATIONS = ("linear", "cat", "svd", "ties", "ties_svd", "dare_linear", "dare_ties", "magnitude_prune")
 
 
 def load_many(refs: list[str | Path], dtype: torch.dtype = torch.float32, base: str | None = None):

@@ -26,7 +26,7 @@ def run_merge(args) -> None:
 
 
 def register(sub) -> None:
-    from seektune.artifacts import COMBINATIONS
+    from seektune.method_config import COMBINATIONS
 
     p = sub.add_parser("adapters", help="list or combine adapters trained on one base",
                        description="List adapters under a directory, or combine several into a new one.")

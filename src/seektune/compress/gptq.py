@@ -50,7 +50,9 @@ def _keep_logs_out_of_the_working_directory() -> None:
 
 def quantize_with_gptqmodel(model_dir: Path, method: str, bits: int, group_size: int,
                             samples: list[list[int]], out: Path) -> dict:
-    os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(torch.get_num_threads()))
+    # gptqmodel's own default ((cores + 1) // 2) gives a 1-2 core machine one CPU worker, and its model loader
+    # always asks for two of them ("Virtual pool 'model_loader:cpu' requests 2 workers but parent 'cpu' only has 1")
+    os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(max(2, torch.get_num_threads())))
     from gptqmodel import BACKEND, GPTQModel, QuantizeConfig
     from gptqmodel.quantization import FORMAT, METHOD
 

@@ -21,9 +21,6 @@ import string
 import unicodedata
 from collections import Counter
 
-import sacrebleu
-from rouge_score import rouge_scorer, tokenizers
-
 from seektune.text import HAN, has_cjk
 
 _ZH_TOKEN = re.compile(f"[{HAN}]|[a-z0-9]+")
@@ -65,21 +62,28 @@ def token_f1(prediction: str, reference: str) -> float:
 
 def bleu(predictions: list[str], references: list[str]) -> float:
     """Corpus BLEU (0-100)."""
+    import sacrebleu  # imported on use, like rouge-score: training processes that never score start faster
+
     tokenize = "zh" if any(has_cjk(r) for r in references) else "13a"
     return sacrebleu.corpus_bleu(predictions, [references], tokenize=tokenize).score
 
 
-class _CharTokenizer(tokenizers.Tokenizer):
+class _CharTokens:
+    """Chinese ROUGE tokens: one per Han character, whole words/numbers otherwise (rouge-score's Tokenizer API)."""
+
     def tokenize(self, text: str) -> list[str]:
         return _ZH_TOKEN.findall(unicodedata.normalize("NFKC", text).lower())
 
 
 @functools.cache
-def _scorer(language: str) -> rouge_scorer.RougeScorer:
+def _scorer(language: str):
     """Built on first use: rouge-score logs through absl, whose first message configures the root logger
-    (WARNING level), which would silence seektune's own INFO lines if it happened at import time."""
+    (WARNING level), which would silence seektune's own INFO lines if it happened at import time; and it
+    imports nltk (2 s), which processes that only train should not pay for."""
+    from rouge_score import rouge_scorer
+
     if language == "zh":
-        return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], tokenizer=_CharTokenizer())
+        return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], tokenizer=_CharTokens())
     return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
 
 
