@@ -8,7 +8,7 @@ changed at a time. Each run is its own child process (peak RSS sampled every 20 
 the runs are interleaved `--repeats` times, since identical runs here differ by up to 15%; the first WARMUP
 steps are not timed.
 
-Run: python bench/lora_levers.py [--steps 8] [--repeats 2] [--only jemalloc tcmalloc]
+Run: python bench/lora_levers.py [--steps 8] [--repeats 2] [--only glibc jemalloc]
 """
 
 from __future__ import annotations
@@ -41,11 +41,11 @@ VARIANTS = {
     "seektune defaults": ([], {}),
     "frozen base in fp32 (train.frozen_dtype=fp32)": (["train.frozen_dtype=fp32"], {}),
     "padded like the Trainer (data.packing=false)": (["data.packing=false"], {}),
-    "defaults + MALLOC_MMAP_THRESHOLD_=131072": ([], {"MALLOC_MMAP_THRESHOLD_": "131072"}),
-    "defaults + jemalloc (LD_PRELOAD)": ([], {"LD_PRELOAD": "libjemalloc.so.2"}),
-    "defaults + tcmalloc (LD_PRELOAD)": ([], {"LD_PRELOAD": "libtcmalloc_minimal.so.4"}),
+    "glibc malloc (SEEKTUNE_ALLOCATOR=system)": ([], {"SEEKTUNE_ALLOCATOR": "system"}),
+    "glibc + MALLOC_MMAP_THRESHOLD_=131072": ([], {"SEEKTUNE_ALLOCATOR": "system", "MALLOC_MMAP_THRESHOLD_": "131072"}),
+    "jemalloc (LD_PRELOAD)": ([], {"LD_PRELOAD": "libjemalloc.so.2"}),
 }
-# where Debian's libjemalloc2 / libtcmalloc-minimal4 put them (apt-get install libjemalloc2 libtcmalloc-minimal4)
+# where Debian's libjemalloc2 puts it (apt-get install libjemalloc2)
 LIBDIR = Path("/usr/lib/x86_64-linux-gnu")
 
 
@@ -128,18 +128,24 @@ def main() -> None:
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
+        if args.child != "trainer":   # as `seektune train` starts: on tcmalloc where installed (seektune.allocator)
+            from seektune.allocator import reexec_with_tcmalloc
+
+            reexec_with_tcmalloc()
         work = Path(args.work)
         overrides = VARIANTS[args.child][0]
         result = run_trainer(work, args.steps) if args.child == "trainer" else run_seektune(work, args.steps,
                                                                                              overrides)
-        print("RESULT " + json.dumps(result), flush=True)
+        from seektune.allocator import active
+
+        print("RESULT " + json.dumps({**result, "allocator": active()}), flush=True)
         return
     work = Path(tempfile.mkdtemp(prefix="seektune-levers-"))
     data_file(work)
     chosen = {name: env for name, (_, env) in VARIANTS.items()
               if name == "trainer" or not args.only or any(word in name for word in args.only)}
     for name, env in list(chosen.items()):
-        if "LD_PRELOAD" in env and not (LIBDIR / env["LD_PRELOAD"]).is_file():
+        if "LD_PRELOAD" in env and not (LIBDIR / env["LD_PRELOAD"]).is_file():  # Debian's libjemalloc2
             print(f"skipped: {name} ({LIBDIR / env['LD_PRELOAD']} is not installed)")
             del chosen[name]
     results: dict[str, list[dict]] = {name: [] for name in chosen}
@@ -157,13 +163,13 @@ def main() -> None:
     base_rss = statistics.median(r["peak_rss_mb"] for r in results["trainer"])
     print(f"\nSmolLM2-135M LoRA r16, {BATCH} x max {MAX_LEN}, bf16, {args.steps} steps ({WARMUP} not timed), "
           f"median of {args.repeats} interleaved runs; supervised tokens/s\n")
-    print(f"| run | supervised tokens/s | vs Trainer | peak RSS MB | vs Trainer | runs (tokens/s) |")
-    print("|---|---:|---:|---:|---:|---|")
+    print(f"| run | allocator | supervised tokens/s | vs Trainer | peak RSS MB | vs Trainer | runs (tokens/s) |")
+    print("|---|---|---:|---:|---:|---:|---|")
     for name, runs in results.items():
         speed = statistics.median(r["tokens_per_s"] for r in runs)
         rss = statistics.median(r["peak_rss_mb"] for r in runs)
         each = ", ".join(f"{r['tokens_per_s']:.0f}" for r in runs)
-        print(f"| {name} | {speed:.0f} | {speed / base_speed:.2f} | {rss:.0f} | {rss / base_rss:.2f} | {each} |")
+        print(f"| {name} | {runs[0]['allocator']} | {speed:.0f} | {speed / base_speed:.2f} | {rss:.0f} | {rss / base_rss:.2f} | {each} |")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 # Lowest first. A module belongs to the longest prefix listed; keep in step with docs/ARCHITECTURE.md.
 LAYERS = [
-    ["seektune", "seektune.errors", "seektune.schema", "seektune.atomic", "seektune.text"],
+    ["seektune", "seektune.errors", "seektune.schema", "seektune.atomic", "seektune.text",
+     "seektune.allocator"],
     ["seektune.runtime", "seektune.config", "seektune.method_config", "seektune.objective_config"],
     ["seektune.data", "seektune.metrics"],
     ["seektune.models"],

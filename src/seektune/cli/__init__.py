@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from seektune import __version__
+from seektune import __version__, allocator
 from seektune.cli import (adapters, chat, check_template, data, demo, drop_layers, eval, export, generate, models, plan,
                           prune, quantize, recipe, serve, train)
 from seektune.cli.common import quiet_libraries
@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     args.cli_main = main  # `data reproduce` re-runs recorded command lines through this same entry point
     quiet_libraries()
     try:
+        if argv is None and args.command in ("train", "demo"):   # a training process's own command line
+            allocator.reexec_with_tcmalloc()
         args.func(args)
     except SeektuneError as exc:
         print(f"error: {exc}", file=sys.stderr)

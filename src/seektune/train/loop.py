@@ -24,6 +24,7 @@ from accelerate.state import AcceleratorState
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
+from seektune import allocator
 from seektune.artifacts import RunDir, write_artifact
 from seektune.atomic import staging_dir, write_json
 from seektune.config import Config
@@ -221,6 +222,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
                    f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.3f}%)",
                    f"precision: {precision if precision != 'no' else 'fp32'}"
                    f"{' (frozen weights stored in bf16)' if frozen_bf16 else ''}, threads: {threads}, "
+                   f"allocator: {allocator.describe()}, "
                    f"processes: {accelerator.num_processes}, objective: {objective_line}",
                    f"steps: {total_steps} ({plan.steps_per_epoch} per epoch)", *continual.lines,
                    *data.report.lines()]
@@ -303,7 +305,8 @@ def train(cfg: Config, resume: bool = False) -> Path:
         write_json(run.result, {"steps": state.step, "final_train_loss": last_loss, "final_eval_loss": final_eval,
                                 "stopped_early": state.stopped_early, "trainable_parameters": trainable,
                                 "total_parameters": total, "precision": precision,
-                                "frozen_weights": "bf16" if frozen_bf16 else "fp32", "final": str(final),
+                                "frozen_weights": "bf16" if frozen_bf16 else "fp32", "allocator": allocator.active(),
+                                "final": str(final),
                                 **hooks.summary(), **continual.summary()})
         print(f"done: {state.step} steps, train loss {last_loss:.4f}"
               + (f", eval loss {final_eval:.4f}" if final_eval is not None else "")
