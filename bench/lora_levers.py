@@ -42,7 +42,8 @@ VARIANTS = {
     "frozen base in fp32 (train.frozen_dtype=fp32)": (["train.frozen_dtype=fp32"], {}),
     "padded like the Trainer (data.packing=false)": (["data.packing=false"], {}),
     "glibc malloc (SEEKTUNE_ALLOCATOR=system)": ([], {"SEEKTUNE_ALLOCATOR": "system"}),
-    "glibc + MALLOC_MMAP_THRESHOLD_=131072": ([], {"SEEKTUNE_ALLOCATOR": "system", "MALLOC_MMAP_THRESHOLD_": "131072"}),
+    "glibc + MALLOC_MMAP_THRESHOLD_=131072": ([], {"SEEKTUNE_ALLOCATOR": "system",
+                                                   "MALLOC_MMAP_THRESHOLD_": "131072"}),
     "jemalloc (LD_PRELOAD)": ([], {"LD_PRELOAD": "libjemalloc.so.2"}),
 }
 # where Debian's libjemalloc2 puts it (apt-get install libjemalloc2)

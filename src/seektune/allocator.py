@@ -11,7 +11,6 @@ SEEKTUNE_ALLOCATOR=system. Torch-free on purpose: it runs before anything heavy 
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
@@ -23,8 +22,6 @@ ENV = "SEEKTUNE_ALLOCATOR"   # auto (default): tcmalloc when installed, on CPU-o
 TCMALLOC_NAMES = ("libtcmalloc_minimal.so.4", "libtcmalloc.so.4")
 LIBRARY_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib")
 GPU_DRIVERS = ("/proc/driver/nvidia/version", "/dev/kfd")   # NVIDIA, AMD ROCm
-
-log = logging.getLogger("seektune")
 
 
 def find_tcmalloc(dirs: tuple[str, ...] = LIBRARY_DIRS) -> Path | None:
