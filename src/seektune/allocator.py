@@ -63,9 +63,9 @@ def active(maps: Path = Path("/proc/self/maps")) -> str:
     return next((name for name in ("tcmalloc", "jemalloc") if f"lib{name}" in text), "glibc")
 
 
-def describe() -> str:
-    """The allocator for the run's summary line, with what to install when tcmalloc would help and is missing."""
-    name = active()
+def describe(name: str) -> str:
+    """`name` (from `active`) for the run's summary line, with what to install when tcmalloc would help and is
+    missing."""
     if name == "glibc" and find_tcmalloc() is None and not has_gpu_driver():
         return "glibc (apt install libtcmalloc-minimal4: ~0.76x peak RSS on CPU)"
     return name

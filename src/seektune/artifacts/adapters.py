@@ -11,9 +11,9 @@ from pathlib import Path
 import torch
 
 from seektune.artifacts.artifact import Artifact, open_artifact, write_artifact
+from seektune.config import ModelConfig
 from seektune.errors import ConfigError, ModelError
 from seektune.method_config import COMBINATIONS
-from seektune.config import ModelConfig
 from seektune.models.loading import load_model, resolve
 
 

@@ -217,12 +217,13 @@ def train(cfg: Config, resume: bool = False) -> Path:
         if is_main:
             log.info("resumed from %s", resume_from)
 
+    malloc = allocator.active()   # read once from /proc/self/maps, for the summary line and result.json
     if is_main:
         summary = [f"run: {run.path}", f"model: {cfg.model.name_or_path}, method: {cfg.method.name}",
                    f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.3f}%)",
                    f"precision: {precision if precision != 'no' else 'fp32'}"
                    f"{' (frozen weights stored in bf16)' if frozen_bf16 else ''}, threads: {threads}, "
-                   f"allocator: {allocator.describe()}, "
+                   f"allocator: {allocator.describe(malloc)}, "
                    f"processes: {accelerator.num_processes}, objective: {objective_line}",
                    f"steps: {total_steps} ({plan.steps_per_epoch} per epoch)", *continual.lines,
                    *data.report.lines()]
@@ -305,7 +306,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
         write_json(run.result, {"steps": state.step, "final_train_loss": last_loss, "final_eval_loss": final_eval,
                                 "stopped_early": state.stopped_early, "trainable_parameters": trainable,
                                 "total_parameters": total, "precision": precision,
-                                "frozen_weights": "bf16" if frozen_bf16 else "fp32", "allocator": allocator.active(),
+                                "frozen_weights": "bf16" if frozen_bf16 else "fp32", "allocator": malloc,
                                 "final": str(final),
                                 **hooks.summary(), **continual.summary()})
         print(f"done: {state.step} steps, train loss {last_loss:.4f}"
