@@ -130,6 +130,16 @@ class QatConfig(Section):
                             "always per channel)")
 
 
+class VisionTrainingConfig(Section):
+    """What trains in a vision-language model besides what the method adapts in the language model."""
+
+    projector: Literal["train", "frozen"] = Field(
+        "train", description="the projector from image features to the language model (trained whole; saved "
+        "beside an adapter)")
+    tower: Literal["frozen", "train"] = Field(
+        "frozen", description="the vision encoder: frozen, or trained (whole for full/freeze, adapted by LoRA)")
+
+
 class MethodConfig(Section):
     name: Literal[METHODS] = Field("lora", description="how the model is prepared: " + ", ".join(METHODS))
     lora: LoraConfig = Field(default_factory=LoraConfig)
@@ -140,6 +150,7 @@ class MethodConfig(Section):
     prompt: PromptConfig = Field(default_factory=PromptConfig)
     freeze: FreezeConfig = Field(default_factory=FreezeConfig)
     qat: QatConfig = Field(default_factory=QatConfig)
+    vision: VisionTrainingConfig = Field(default_factory=VisionTrainingConfig)
 
     @model_validator(mode="after")
     def _combinations(self) -> "MethodConfig":

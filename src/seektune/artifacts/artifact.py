@@ -18,7 +18,8 @@ from seektune.atomic import publish, staging_dir, write_json
 from seektune.data.render import end_of_turn_ids
 from seektune.errors import ConfigError, DataError, ModelError
 from seektune.config import ModelConfig
-from seektune.models.loading import load_model, load_tokenizer, resolve
+from seektune.models.loading import load_model, load_tokenizer, model_config, resolve
+from seektune.models.vision import ProcessorImages, load_images
 
 METHOD_FILE = "seektune_method.json"  # beside every artifact seektune writes: how it was trained, how to load it
 
@@ -94,6 +95,14 @@ class Artifact:
             tokenizer.pad_token = tokenizer.eos_token
         return tokenizer
 
+    def load_images(self) -> ProcessorImages | None:
+        """A vision-language artifact's processor (saved beside it); None for a text model."""
+        if self.kind.load_model is not None:   # one GGUF file: text only
+            return None
+        source = self.base_model if self.kind.attach is not None else self.source
+        config = model_config(ModelConfig(name_or_path=source))
+        return load_images(str(self.path) if self.path.is_dir() else self.source, config, self.load_tokenizer())
+
     def load(self, dtype: torch.dtype = torch.float32):
         """(model in eval mode, tokenizer), to generate with."""
         if self.head == "reward":
@@ -111,7 +120,9 @@ class Artifact:
                               "(only LoRA-family and IA3 adapters are linear in the weights); serve it with its "
                               "adapter")
         merged = self.load_model().merge_and_unload()
-        return write_artifact(Path(out), lambda tmp: merged.save_pretrained(str(tmp)), self.load_tokenizer())
+        images = self.load_images()
+        return write_artifact(Path(out), lambda tmp: merged.save_pretrained(str(tmp)), self.load_tokenizer(),
+                              processor=images.processor if images is not None else None)
 
 
 def open_artifact(ref: str | Path) -> Artifact:
@@ -139,9 +150,10 @@ def load_for_inference(ref: str | Path, dtype: torch.dtype = torch.float32):
     return open_artifact(ref).load(dtype)
 
 
-def write_artifact(out: Path, write: Callable[[Path], None], tokenizer, info: dict | None = None) -> Path:
-    """Build `out` in a temporary sibling (`write(tmp)`, the method record, the tokenizer), then rename it into
-    place: a crash leaves the previous artifact, never half of one."""
+def write_artifact(out: Path, write: Callable[[Path], None], tokenizer, info: dict | None = None,
+                   processor=None) -> Path:
+    """Build `out` in a temporary sibling (`write(tmp)`, the method record, the tokenizer, a vision-language
+    model's processor), then rename it into place: a crash leaves the previous artifact, never half of one."""
     tmp = staging_dir(out)
     write(tmp)
     if (tmp / "config.json").is_file():
@@ -149,6 +161,8 @@ def write_artifact(out: Path, write: Callable[[Path], None], tokenizer, info: di
     if info is not None:
         write_json(tmp / METHOD_FILE, info)
     tokenizer.save_pretrained(str(tmp))
+    if processor is not None:   # processor_config.json (image processor); its tokenizer is `tokenizer`
+        processor.save_pretrained(str(tmp))
     publish(tmp, out)
     return out
 

@@ -12,8 +12,10 @@ def run(args) -> None:
                                temperature=args.temperature, max_thinking_tokens=args.max_thinking_tokens)
     if session.active:
         print(f"adapter: {session.active}", flush=True)
+    if args.image and args.prompt is None:
+        raise SystemExit("--image goes with --prompt (one question about the image)")
     if args.prompt is not None:
-        answer = session.ask(args.prompt)
+        answer = session.ask(args.prompt, images=args.image)
         if session.last_reasoning:
             print(f"[reasoning] {session.last_reasoning}\n[answer]")
         print(answer)
@@ -40,6 +42,8 @@ def register(sub) -> None:
                    "several adapter runs of one base load side by side (switch with /adapter NAME)")
     p.add_argument("--use", help="with several adapters: the one to start with (its run directory name)")
     p.add_argument("--prompt", help="answer this one prompt and exit")
+    p.add_argument("--image", action="append", default=[], metavar="FILE",
+                   help="vision-language models: an image for --prompt (repeat for several)")
     p.add_argument("--system", help="system message")
     p.add_argument("--max-new-tokens", type=int, default=256, help="generation length limit")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")

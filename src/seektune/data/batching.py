@@ -7,7 +7,7 @@ positions cross samples. Targets are shifted per sample before packing, so no lo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -20,6 +20,7 @@ class Row:
     targets: list[int]
     position_ids: list[int]
     weights: list[float] | None = None
+    images: list[str] = field(default_factory=list)   # the row's images in token order (vision-language models)
 
     @property
     def supervised(self) -> int:
@@ -27,14 +28,15 @@ class Row:
 
 
 def _concat(samples: list[Sample]) -> Row:
-    ids, targets, positions, weights = [], [], [], []
+    ids, targets, positions, weights, images = [], [], [], [], []
     for s in samples:
+        images += s.images
         ids += s.input_ids
         targets += s.targets
         positions += list(range(len(s.input_ids)))
         weights += s.weights if s.weights is not None else [1.0] * len(s.input_ids)
     weighted = any(s.weights is not None for s in samples)
-    return Row(ids, targets, positions, weights if weighted else None)
+    return Row(ids, targets, positions, weights if weighted else None, images)
 
 
 def pack(samples: list[Sample], max_length: int) -> list[Row]:

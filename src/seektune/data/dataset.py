@@ -9,6 +9,7 @@ from seektune.config import DataConfig, DataFile
 from seektune.data.batching import Row, pack, unpacked
 from seektune.data.formats import ReadReport, Record, read_file
 from seektune.data.examples import Example, read_examples
+from seektune.data.images import ImageTokens
 from seektune.data.preference import PreferenceRecord, read_pairs, render_pair
 from seektune.data.prompts import render_prompt
 from seektune.data.render import IGNORE, Renderer, Sample
@@ -30,6 +31,7 @@ class DataReport:
     term_weighted_tokens: int = 0
     reasoning_tokens: int = 0      # tokens of the reasoning blocks in assistant turns (as rendered)
     answer_tokens: int = 0         # tokens of the answers themselves, end-of-turn included
+    train_images: int = 0          # images in the training rows (vision-language models)
     kind: str = "sft"              # sft, pairs or prompts (seektune.data.dataset.KINDS)
 
     def lines(self) -> list[str]:
@@ -42,6 +44,8 @@ class DataReport:
         ]
         if self.split_for_template:
             out.append(f"conversations split per turn (template rewrites history): {self.split_for_template}")
+        if self.train_images:
+            out.append(f"train images: {self.train_images}")
         if self.reasoning_tokens:
             out.append(f"assistant turns: {self.reasoning_tokens} reasoning tokens, {self.answer_tokens} answer tokens")
         if self.term_weighted_tokens:
@@ -59,7 +63,7 @@ class DataReport:
             "train_supervised_tokens": self.train_supervised_tokens, "truncated": self.truncated,
             "dropped": self.dropped_overlength, "split_for_template": self.split_for_template,
             "term_weighted_tokens": self.term_weighted_tokens, "reasoning_tokens": self.reasoning_tokens,
-            "answer_tokens": self.answer_tokens, "kind": self.kind,
+            "answer_tokens": self.answer_tokens, "kind": self.kind, "train_images": self.train_images,
         }
 
 
@@ -94,7 +98,7 @@ def _render(records: list[Record], renderer: Renderer) -> list[Sample]:
         if isinstance(r.content, str):
             samples += renderer.text(r.content, r.where)
         else:
-            samples += renderer.conversation(r.content, r.where)
+            samples += renderer.conversation(r.content, r.where, r.images)
     return samples
 
 
@@ -130,10 +134,12 @@ def _rows_by_domain(records: list[tuple[str | None, Record]], renderer: Renderer
 
 
 def build(cfg: DataConfig, tokenizer, seed: int, terms: TermMatcher | None = None,
-          term_weight: float = 1.0, kind: str = "sft", group_size: int = 1) -> Datasets:
+          term_weight: float = 1.0, kind: str = "sft", group_size: int = 1,
+          images: ImageTokens | None = None) -> Datasets:
     """Rows for training and evaluation. kind "sft": supervised answers (packed or padded); "pairs": preference
     pairs (prompt, chosen, rejected), each answer supervised alone after the exact inference prompt; "prompts":
-    inference prompts with what reward functions check (key fact, reference), `group_size` samples each."""
+    inference prompts with what reward functions check (key fact, reference), `group_size` samples each.
+    `images`: a vision-language model's image tokens (records' images are expanded into them)."""
     if kind not in KINDS:
         raise ValueError(f"unknown data kind {kind!r}")
     report = DataReport(kind=kind)
@@ -145,7 +151,7 @@ def build(cfg: DataConfig, tokenizer, seed: int, terms: TermMatcher | None = Non
         k = max(1, int(len(shuffled) * cfg.eval_fraction))
         eval_records, train_records = shuffled[:k], shuffled[k:]
     renderer = Renderer(tokenizer, cfg.max_length, cfg.overlength, cfg.train_on if kind == "sft" else "last_assistant",
-                        terms, term_weight, cfg.reasoning)
+                        terms, term_weight, cfg.reasoning, images)
     train_groups, report.train_samples = _rows_by_domain(train_records, renderer, cfg, kind, group_size)
     eval_groups, report.eval_samples = _rows_by_domain(eval_records, renderer, cfg, kind, group_size)
     if not report.train_samples:
@@ -156,6 +162,7 @@ def build(cfg: DataConfig, tokenizer, seed: int, terms: TermMatcher | None = Non
     train_rows = [r for rows in train_groups.values() for r in rows]
     eval_rows = [r for rows in eval_groups.values() for r in rows]
     report.train_rows = len(train_rows)
+    report.train_images = sum(len(getattr(r, "images", ())) for r in train_rows)
     if kind == "prompts":   # nothing is supervised until answers are sampled
         sequences, report.train_tokens = [], sum(len(r.prompt_ids) for r in train_rows)
     else:

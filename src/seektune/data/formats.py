@@ -3,6 +3,13 @@
 A conversation is a list of {"role": system|user|assistant, "content": str}; an assistant message may also
 hold "reasoning" (see data/reasoning.py: every shape of R1-style reasoning is read into that one key). A text
 record is a str. Every record keeps its file and line so errors point at the exact place.
+
+Images (data/images.py): a record's `images` list (ShareGPT / alpaca, LLaMA-Factory's shape) with `<image>`
+placeholders in user turns, or OpenAI content parts (`{"type": "image_url", "image_url": {"url": ...}}`, or
+`{"type": "image", "image": ...}`) that become placeholders in the text; a record with images and no
+placeholder gets them in front of its first user turn. An image-caption pair (`{"image": ..., "text": ...}`)
+is the conversation [image] -> caption (LLaVA's projector pre-training data). Each image is checked (exists,
+readable) when read.
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal, TypeVar, Union
 
+from seektune.data import images as image_refs
+from seektune.data.images import PLACEHOLDER
 from seektune.data.jsonio import read_values
 from seektune.data.reasoning import MESSAGE_FIELDS, assistant_message
 from seektune.errors import DataError
@@ -33,6 +42,7 @@ SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistan
 class Record:
     where: str  # "file:line"
     content: Union[Conversation, str]
+    images: list[str] = field(default_factory=list)   # absolute paths or data URLs, in placeholder order
 
 
 @dataclass
@@ -118,6 +128,37 @@ def _from_sharegpt(record: dict, reasoning_field: str | None = None) -> Conversa
     return messages
 
 
+_IMAGE_PARTS = ("image_url", "image")
+
+
+def _content_text(content: object, what: str) -> str:
+    """OpenAI content: a string, or a list of parts whose texts join and whose images become placeholders (a
+    newline after one that text follows, as LLaVA's own template writes them)."""
+    if not isinstance(content, list):
+        return _text(content, what)
+    pieces = []
+    for k, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            pieces.append(_text(part.get("text"), f"{what}[{k}].text"))
+        elif kind in _IMAGE_PARTS:
+            pieces.append(PLACEHOLDER + ("\n" if k + 1 < len(content) else ""))
+        else:
+            raise ValueError(f"{what}[{k}]: content parts must be text, image_url or image, got {kind!r}")
+    return "".join(pieces)
+
+
+def _openai_image_refs(record: dict) -> list[object]:
+    """The image references of OpenAI content parts, in order."""
+    refs = []
+    for m in record.get("messages") or []:
+        parts = m.get("content") if isinstance(m, dict) else None
+        for part in parts if isinstance(parts, list) else []:
+            if isinstance(part, dict) and part.get("type") in _IMAGE_PARTS:
+                refs.append(part.get(part["type"]))
+    return refs
+
+
 def _from_openai(record: dict, reasoning_field: str | None = None) -> Conversation:
     messages = record["messages"]
     if not isinstance(messages, list):
@@ -127,9 +168,38 @@ def _from_openai(record: dict, reasoning_field: str | None = None) -> Conversati
         if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant"):
             role = m.get("role") if isinstance(m, dict) else m
             raise ValueError(f"messages[{i}]: role must be system, user or assistant, got {role!r}")
-        out.append(_turn(m["role"], _text(m.get("content"), f"messages[{i}].content"), _separate_reasoning(m),
-                         f"messages[{i}]"))
+        out.append(_turn(m["role"], _content_text(m.get("content"), f"messages[{i}].content"),
+                         _separate_reasoning(m), f"messages[{i}]"))
     return out
+
+
+def raw_images(record: dict) -> list[object]:
+    """A record's image references as written: its `images` list (or one `image`), then OpenAI image parts."""
+    listed = record.get("images", [record["image"]] if "image" in record else [])
+    if not isinstance(listed, list):
+        raise ValueError("images must be a list of file paths or data URLs")
+    return [*listed, *_openai_image_refs(record)]
+
+
+def attach_images(messages: Conversation, refs: list[object], base_dir: Path) -> tuple[Conversation, list[str]]:
+    """The conversation with one placeholder per image (prepended to the first user turn when it has none) and
+    the images resolved and checked; raises ValueError when counts differ or an image cannot be read."""
+    placed = sum(m["content"].count(PLACEHOLDER) for m in messages)
+    if any(PLACEHOLDER in m["content"] for m in messages if m["role"] == "assistant"):
+        raise ValueError(f"{PLACEHOLDER} in an assistant turn: images go in user turns (the model reads them, it "
+                         "does not write them)")
+    if refs and not placed:
+        first = next(i for i, m in enumerate(messages) if m["role"] == "user")
+        messages = [*messages]
+        messages[first] = {**messages[first], "content": PLACEHOLDER * len(refs) + "\n" + messages[first]["content"]}
+        placed = len(refs)
+    if placed != len(refs):
+        raise ValueError(f"{placed} {PLACEHOLDER} placeholder(s) but {len(refs)} image(s): each image needs one "
+                         "placeholder where it stands in the text")
+    resolved = [image_refs.resolve(ref, base_dir, f"images[{k}]") for k, ref in enumerate(refs)]
+    for ref in resolved:
+        image_refs.probe(ref)
+    return messages, resolved
 
 
 def validate_conversation(messages: Conversation) -> Conversation:
@@ -198,6 +268,20 @@ def read_checked(path: str | Path, parse: Callable[[object, str], T], on_error: 
 def read_file(path: str | Path, fmt: Format = "auto", system_prompt: str | None = None,
               on_error: str = "raise", report: ReadReport | None = None,
               reasoning_field: str | None = None) -> list[Record]:
-    """Read and normalise every record of one file; errors name file:line."""
-    return read_checked(path, lambda value, where: Record(where, normalise(value, fmt, system_prompt,
-                                                                           reasoning_field)), on_error, report)
+    """Read and normalise every record of one file, images resolved beside it and checked; errors name
+    file:line."""
+    base_dir = Path(path).resolve().parent
+
+    def parse(value: object, where: str) -> Record:
+        content = normalise(value, fmt, system_prompt, reasoning_field)
+        refs = raw_images(value) if isinstance(value, dict) else []
+        if not refs:
+            return Record(where, content)
+        if isinstance(content, str):   # an image-caption pair: the caption is the answer to the image alone
+            if len(refs) != 1:
+                raise ValueError(f"an image-caption record holds one image, not {len(refs)}")
+            content = [{"role": "user", "content": PLACEHOLDER}, {"role": "assistant", "content": content}]
+        messages, resolved = attach_images(content, refs, base_dir)
+        return Record(where, messages, resolved)
+
+    return read_checked(path, parse, on_error, report)

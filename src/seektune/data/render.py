@@ -15,13 +15,19 @@ Reasoning (an assistant message's "reasoning" key, see data/reasoning.py) is wri
 shape: after R1/V3's opener as `{reasoning}\\n</think>\\n\\n{answer}`; through the template itself when it renders
 `reasoning_content` (Qwen3); inline as `<think>\\n{reasoning}\\n</think>\\n\\n{answer}` for templates that know
 nothing of reasoning. It is trained on, kept as unsupervised context (`mask`), or dropped.
+
+Images (vision-language models): each `<image>` placeholder is written as the model's image text before the
+template renders, tokenised with the rest of its piece, and its image token then repeated as many times as the
+image fills positions (the processor's count); those positions never carry a target. Training and inference
+expand the same way, so a sample's prefix is still token for token the inference prompt.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from seektune.data.formats import Conversation
+from seektune.data.images import PLACEHOLDER, ImageTokens
 from seektune.data.reasoning import THINK_CLOSE, THINK_OPEN, Mode, split_inline
 from seektune.data.terms import TermMatcher, token_weights
 from seektune.errors import DataError
@@ -38,6 +44,7 @@ class Sample:
     input_ids: list[int]
     targets: list[int]
     weights: list[float] | None = None  # per-target loss weight (term-weighted loss); None = all 1
+    images: list[str] = field(default_factory=list)   # the images whose tokens the ids hold, in order
 
     @property
     def supervised(self) -> int:
@@ -69,7 +76,8 @@ class Renderer:
     """Turns conversations or plain text into Samples for one tokenizer and max length."""
 
     def __init__(self, tokenizer, max_length: int, overlength: str = "truncate", train_on: str = "all_assistant",
-                 terms: TermMatcher | None = None, term_weight: float = 1.0, reasoning: Mode = "train"):
+                 terms: TermMatcher | None = None, term_weight: float = 1.0, reasoning: Mode = "train",
+                 images: ImageTokens | None = None):
         if not tokenizer.chat_template:
             raise DataError(
                 "the tokenizer has no chat template; set model.chat_template "
@@ -81,6 +89,7 @@ class Renderer:
         self.train_on = train_on
         self.terms, self.term_weight = terms, term_weight
         self.reasoning = reasoning
+        self.images = images
         self.renders_reasoning = self._renders_reasoning()
         if terms is not None and not tokenizer.is_fast:
             raise DataError("train.term_file needs a fast (Rust) tokenizer for character offsets")
@@ -173,7 +182,7 @@ class Renderer:
             last_kind = kind
         return [p for p in pieces if p]
 
-    def _encode(self, segments: list[tuple[str, bool, str]], where: str) -> Sample | None:
+    def _encode(self, segments: list[tuple[str, bool, str]], where: str, images: list[str] = ()) -> Sample | None:
         """Tokenise each piece on its own, so the prompt's tokens are exactly those inference will feed
         (tokenising the whole text can merge across the prompt/answer boundary, e.g. R1's '<think>\\n' + '\\n').
         A supervised reasoning block and its answer are one piece: the model generates them as one text."""
@@ -195,10 +204,39 @@ class Renderer:
             labels += piece if supervised else [IGNORE] * len(piece)
             weights += (token_weights(enc["offset_mapping"], self.terms.spans(text), self.term_weight) if weighted
                         else [1.0] * len(piece))
-        return self._finish(ids, labels, where, weights if self.terms is not None else None)
+        ids, labels, weights, runs = self._expand_images(ids, labels, weights, list(images), where)
+        return self._finish(ids, labels, where, weights if self.terms is not None else None, runs, list(images))
+
+    def _expand_images(self, ids: list[int], labels: list[int], weights: list[float], images: list[str],
+                       where: str) -> tuple[list[int], list[int], list[float], list[int]]:
+        """Each image token repeated to the positions its image fills, unsupervised; also the run lengths."""
+        if self.images is None:
+            if images:
+                raise DataError(f"{where}: the record has {len(images)} image(s) but the model reads text only (use "
+                                "a vision-language model, e.g. one made with `seektune vision assemble`)")
+            return ids, labels, weights, []
+        token, runs = self.images.token_id, []
+        out_ids, out_labels, out_weights = [], [], []
+        for t, label, w in zip(ids, labels, weights):
+            if t != token:
+                out_ids.append(t), out_labels.append(label), out_weights.append(w)
+                continue
+            if len(runs) == len(images):
+                raise DataError(f"{where}: more image tokens than images ({len(images)}): does the text hold the "
+                                f"image token {self.images.token!r} itself?")
+            if label != IGNORE:
+                raise DataError(f"{where}: an image token in a supervised answer")
+            runs.append(self.images.count(images[len(runs)]))
+            out_ids += [t] * runs[-1]
+            out_labels += [IGNORE] * runs[-1]
+            out_weights += [1.0] * runs[-1]
+        if len(runs) != len(images):
+            raise DataError(f"{where}: {len(images)} image(s) but {len(runs)} image token(s) after rendering: the "
+                            "chat template dropped a placeholder")
+        return out_ids, out_labels, out_weights, runs
 
     def _finish(self, ids: list[int], labels: list[int], where: str,
-                weights: list[float] | None = None) -> Sample | None:
+                weights: list[float] | None = None, runs: list[int] = (), images: list[str] = ()) -> Sample | None:
         targets = labels[1:] + [IGNORE]
         shifted = weights[1:] + [1.0] if weights is not None else None  # the weight of the token being predicted
         if len(ids) > self.max_length:
@@ -210,31 +248,46 @@ class Renderer:
                 return None
             ids, targets = ids[: self.max_length], targets[: self.max_length]
             shifted = shifted[: self.max_length] if shifted is not None else None
+            if runs and _kept_images(ids, self.images.token_id, runs) is None:   # the cut went through an image
+                self.stats.dropped_overlength += 1
+                return None
             self.stats.truncated += 1
         if all(t == IGNORE for t in targets):
             self.stats.dropped_overlength += 1
             return None
         self.stats.samples += 1
-        return Sample(ids, targets, shifted)
+        kept = _kept_images(ids, self.images.token_id, runs) if runs else 0
+        return Sample(ids, targets, shifted, list(images[:kept]))
 
-    def prompt_ids(self, messages: Conversation) -> list[int]:
-        """The prompt for the next assistant turn, token for token as training fed it (see prompt_pieces)."""
-        return [i for text in self.prompt_pieces(messages)
-                for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
+    def prompt_ids(self, messages: Conversation, images: list[str] = ()) -> list[int]:
+        """The prompt for the next assistant turn, token for token as training fed it (see prompt_pieces), its
+        images' tokens expanded as in training."""
+        messages = self._image_text(messages)
+        ids = [i for text in self.prompt_pieces(messages)
+               for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
+        return self._expand_images(ids, [IGNORE] * len(ids), [1.0] * len(ids), list(images), "prompt")[0]
 
-    def conversation(self, messages: Conversation, where: str = "<memory>") -> list[Sample]:
+    def _image_text(self, messages: Conversation) -> Conversation:
+        """Placeholders written as the model's image text (LLaVA's `<image>`, Qwen2-VL's vision block)."""
+        if self.images is None or self.images.token == PLACEHOLDER:
+            return messages
+        return [{**m, "content": m["content"].replace(PLACEHOLDER, self.images.token)} for m in messages]
+
+    def conversation(self, messages: Conversation, where: str = "<memory>", images: list[str] = ()) -> list[Sample]:
         assistant = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
         turns = assistant[-1:] if self.train_on == "last_assistant" else assistant
+        shown = {i: _images_in(messages, i, images) for i in turns}
+        messages = self._image_text(messages)
         joined = self._segments(messages, turns)
         if joined is not None:
-            sample = self._encode(joined, where)
+            sample = self._encode(joined, where, shown[turns[-1]])
             return [sample] if sample else []
         self.stats.split_for_template += 1
         out = []
         for i in turns:
             single = self._segments(messages, [i])
             assert single is not None  # one turn is always a prompt plus its answer
-            sample = self._encode(single, where)
+            sample = self._encode(single, where, shown[i])
             if sample:
                 out.append(sample)
         return out
@@ -252,6 +305,24 @@ class Renderer:
             self.stats.samples += 1
             out.append(Sample(window, window[1:] + [IGNORE]))
         return out
+
+
+def _images_in(messages: Conversation, last_turn: int, images: list[str]) -> list[str]:
+    """The images a sample ending at assistant turn `last_turn` shows: those placed before it."""
+    if not images:
+        return []
+    placed = sum(m["content"].count(PLACEHOLDER) for m in messages[:last_turn])
+    return list(images[:placed]) if placed else []
+
+
+def _kept_images(ids: list[int], token_id: int, runs: list[int]) -> int | None:
+    """How many whole images `ids` (maybe truncated) still holds; None when an image was cut through."""
+    present, total = sum(t == token_id for t in ids), 0
+    for k, n in enumerate(runs):
+        if present == total:
+            return k
+        total += n
+    return len(runs) if present == total else None
 
 
 def history_messages(messages: Conversation) -> Conversation:

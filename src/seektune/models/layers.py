@@ -7,12 +7,15 @@ import torch
 from torch import nn
 
 from seektune.errors import ConfigError
+from seektune.models import vision
 
 
 def decoder_layers(model: nn.Module) -> nn.ModuleList:
-    """The transformer block list: the ModuleList whose length equals config.num_hidden_layers."""
-    n = getattr(model.config, "num_hidden_layers", None)
-    for _, module in model.named_modules():
+    """The transformer block list: the ModuleList whose length equals config.num_hidden_layers (the language
+    model's, in a vision-language model, whose vision encoder has a layer list too)."""
+    n = getattr(vision.text_config(model.config), "num_hidden_layers", None)
+    root = vision.language_model(model) if vision.is_vision_language(model.config) else model
+    for _, module in root.named_modules():
         if isinstance(module, nn.ModuleList) and len(module) == n:
             return module
     raise ConfigError("cannot find the transformer layer list of this model (freeze, hybrid, bottleneck and "

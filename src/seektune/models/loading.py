@@ -11,6 +11,7 @@ from seektune.config import ModelConfig
 from seektune.errors import ModelError
 from seektune.models.registry import PACKAGED, materialise
 from seektune.models.templates import named_template
+from seektune.models.vision import is_vision_language, unquantized_parts
 
 
 def resolve(name_or_path: str) -> str:
@@ -50,6 +51,14 @@ _DROPOUT_KEYS = ("attention_dropout", "hidden_dropout", "dropout", "attn_pdrop",
                  "hidden_dropout_prob", "attention_probs_dropout_prob", "mlp_dropout")
 
 
+def model_config(cfg: ModelConfig):
+    """The checkpoint's config (read from config.json; no weights)."""
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(resolve(cfg.name_or_path), revision=cfg.revision,
+                                      trust_remote_code=cfg.trust_remote_code)
+
+
 def _model_config(cfg: ModelConfig, source: str):
     """The checkpoint's config with `model.dropout` applied to every dropout it exposes."""
     from transformers import AutoConfig
@@ -73,11 +82,13 @@ def load_model(cfg: ModelConfig, dtype: torch.dtype = torch.float32, quantizatio
     quantized by a transformers quantization config (QLoRA's frozen base). head "reward": the same transformer
     with a one-label sequence-classification head (new, or the saved one of a reward model), scored at the last
     non-pad token, so `pad_token_id` is recorded in its config."""
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoModelForSequenceClassification
 
     source = resolve(cfg.name_or_path)
     config = _model_config(cfg, source)
-    auto = AutoModelForCausalLM
+    auto = AutoModelForImageTextToText if is_vision_language(config) else AutoModelForCausalLM
+    if head == "reward" and is_vision_language(config):
+        raise ModelError(f"{cfg.name_or_path} is a vision-language model; reward heads are for text models")
     if head == "reward":
         auto, config.num_labels = AutoModelForSequenceClassification, 1
         if pad_token_id is not None:
@@ -90,7 +101,7 @@ def load_model(cfg: ModelConfig, dtype: torch.dtype = torch.float32, quantizatio
             trust_remote_code=cfg.trust_remote_code,
             dtype=dtype,
             attn_implementation=cfg.attn_implementation,
-            quantization_config=quantization,
+            quantization_config=unquantized_parts(quantization, config),
         )
     except OSError as exc:
         raise ModelError(

@@ -35,7 +35,8 @@ from seektune.errors import ConfigError
 from seektune.models import methods
 from seektune.models.methods import qat
 from seektune.models.layers import enable_gradient_checkpointing, float32_master, store_frozen_in, trainable_summary
-from seektune.models.loading import load_model, load_tokenizer, resolve
+from seektune.models.loading import load_model, load_tokenizer, model_config, resolve
+from seektune.models.vision import load_images
 from seektune.runtime import resolve_precision, restore_rng_state, rng_state, seed_everything, set_threads
 from seektune.train import checkpoint, objectives, param_groups, sharding
 from seektune.train.continual import Continual
@@ -117,7 +118,7 @@ def _save_checkpoint(accelerator, root: Path, step: int, model, optimizer, sched
 
 
 def _save_final(accelerator, model, tokenizer, run: RunDir, cfg: Config, spec: methods.MethodSpec,
-                head: str, base_source: str) -> Path:
+                head: str, base_source: str, processor=None) -> Path:
     state = sharding.full_state_dict(cfg, accelerator, model, whole_model=spec.artifact == "full-model")
     if accelerator.is_main_process:
         inner = accelerator.unwrap_model(model)
@@ -136,7 +137,7 @@ def _save_final(accelerator, model, tokenizer, run: RunDir, cfg: Config, spec: m
             info["objective"] = cfg.objective.name
         if head != "causal_lm":
             info["head"] = head
-        write_artifact(run.final, write, tokenizer, info)
+        write_artifact(run.final, write, tokenizer, info, processor=processor)
     accelerator.wait_for_everyone()
     return run.final
 
@@ -160,9 +161,13 @@ def train(cfg: Config, resume: bool = False) -> Path:
     continual = Continual(cfg, run, accelerator)
 
     tokenizer = load_tokenizer(cfg.model)
+    images = load_images(resolve(cfg.model.name_or_path), model_config(cfg.model), tokenizer)  # None: text model
     terms = TermMatcher.from_file(cfg.train.term_file) if cfg.train.term_file else None
     data = build_data(cfg.data, tokenizer, cfg.train.seed, terms, cfg.train.term_weight,
-                      kind=objectives.DATA[cfg.objective.name], group_size=cfg.objective.group_size)
+                      kind=objectives.DATA[cfg.objective.name], group_size=cfg.objective.group_size, images=images)
+    if data.report.train_images and (cfg.objective.name != "causal_lm" or cfg.continual.previous):
+        raise ConfigError(f"objective.name: {cfg.objective.name} with continual.previous={cfg.continual.previous} "
+                          "does not take images yet; image data trains with causal_lm in a run of its own")
     pad_id = tokenizer.pad_token_id
     plan, reweighter = make_plan(cfg, data, accelerator.num_processes)
     replay = continual.plan(data.train, tokenizer, accelerator.num_processes)
@@ -188,6 +193,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
     if trainable == 0:
         raise ConfigError("method: nothing is trainable with these settings")
     objective = objectives.build(model, cfg, tokenizer)
+    objective.images = images
     collate, objective_line = objective.collate, objective.describe()
     unit_rate = f"{objective.unit}/s"   # the units the loss is normalised by: tokens, pairs or sampled answers
     objective, optimizer = sharding.prepare(cfg, accelerator, objective, lambda m: torch.optim.AdamW(
@@ -300,7 +306,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
         metrics.write({"step": state.step, "eval_loss": final_eval,
                        **accelerator.unwrap_model(objective).pop_metrics(evaluation=True)})
     final = _save_final(accelerator, accelerator.unwrap_model(objective).model, tokenizer, run, cfg, spec, head,
-                        model_cfg.name_or_path)
+                        model_cfg.name_or_path, images.processor if images is not None else None)
     if is_main:
         plot_loss(run.metrics, run.loss_plot)
         write_json(run.result, {"steps": state.step, "final_train_loss": last_loss, "final_eval_loss": final_eval,

@@ -99,22 +99,29 @@ class NearDuplicateKeys:
                          for b in range(self.bands)], dtype=np.uint64)
 
 
+def _in_group(keys: np.ndarray, group: str) -> np.ndarray:
+    """Keys that can only meet keys of the same group (a record's images: the same question about two other
+    images is no duplicate)."""
+    return keys ^ np.uint64(xxhash.xxh3_64_intdigest(group.encode("utf-8"))) if group else keys
+
+
 class Deduplicator:
-    """First occurrence wins. `check(text)` says why a text is a duplicate ("exact" / "near") or None."""
+    """First occurrence wins. `check(text)` says why a text is a duplicate ("exact" / "near") or None; `group`
+    (a record's image references) keeps records of different images apart."""
 
     def __init__(self, exact: bool = True, near: bool = True, threshold: float = 0.8, ngram: int = 3):
         self.exact = KeyIndex() if exact else None
         self.near = KeyIndex() if near else None
         self.near_keys = NearDuplicateKeys(threshold, ngram=ngram) if near else None
 
-    def check(self, text: str) -> str | None:
+    def check(self, text: str, group: str = "") -> str | None:
         if self.exact is not None:
-            key = exact_key(text)
+            key = _in_group(exact_key(text), group)
             if self.exact.contains_any(key):
                 return "exact duplicate"
             self.exact.add(key)
         if self.near is not None:
-            keys = self.near_keys.keys(text)
+            keys = _in_group(self.near_keys.keys(text), group)
             if self.near.contains_any(keys):
                 return "near duplicate"
             self.near.add(keys)

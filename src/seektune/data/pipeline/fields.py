@@ -9,16 +9,24 @@ import copy
 import hashlib
 from typing import Callable
 
-from seektune.data.formats import detect_format, normalise
+from seektune.data.formats import detect_format, normalise, raw_images
 from seektune.data.reasoning import MESSAGE_FIELDS
 
 ALPACA_FIELDS = ("system", "instruction", "input", "output")
 ALPACA_REASONING = ("reasoning", "reasoning_content", "think", "thinking")   # columns reasoning sets use
 
 
+def _content_texts(content: object) -> list[str]:
+    """A message's text: the string, or the text parts of OpenAI content parts (images have none)."""
+    if isinstance(content, list):
+        return [p["text"] for p in content if isinstance(p, dict) and p.get("type") == "text"
+                and isinstance(p.get("text"), str)]
+    return [content or ""]
+
+
 def _turn_texts(turn: dict) -> list[str]:
-    return [turn.get("value", turn.get("content")) or ""] + [turn[k] for k in MESSAGE_FIELDS
-                                                             if isinstance(turn.get(k), str) and turn[k]]
+    return _content_texts(turn.get("value", turn.get("content"))) + [turn[k] for k in MESSAGE_FIELDS
+                                                                     if isinstance(turn.get(k), str) and turn[k]]
 
 
 def kind(record: dict) -> str:
@@ -50,6 +58,16 @@ def joined(record: dict) -> str:
     return "\n".join(texts(record))
 
 
+def image_group(record: dict) -> str:
+    """The record's image references as written, one string ("" without images): records that differ in their
+    images are never duplicates of each other."""
+    try:
+        refs = raw_images(record)
+    except ValueError:
+        return ""
+    return "\n".join(r if isinstance(r, str) else repr(r) for r in refs)
+
+
 def prompt_and_answer(record: dict) -> tuple[str, str]:
     """(everything the user side says, everything the assistant side says); text records are all answer."""
     fmt = kind(record)
@@ -61,7 +79,8 @@ def prompt_and_answer(record: dict) -> tuple[str, str]:
                 "\n".join([*thought, record.get("output", "")]))
     turns = record["conversations"] if fmt == "sharegpt" else record["messages"]
     answer_roles = {"gpt", "assistant", "chatgpt", "model", "bing", "bard"}
-    prompt = [t.get("value", t.get("content")) or "" for t in turns if t.get("from", t.get("role")) not in answer_roles]
+    prompt = [text for t in turns if t.get("from", t.get("role")) not in answer_roles
+              for text in _content_texts(t.get("value", t.get("content")))]
     answer = [text for t in turns if t.get("from", t.get("role")) in answer_roles for text in _turn_texts(t)]
     return "\n".join(prompt), "\n".join(answer)
 
@@ -81,6 +100,9 @@ def map_texts(record: dict, fn: Callable[[str], str]) -> dict:
     else:
         for turn in out["conversations"] if fmt == "sharegpt" else out["messages"]:
             key = "value" if "value" in turn else "content"
+            for part in turn[key] if isinstance(turn.get(key), list) else []:   # OpenAI content parts
+                if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
+                    part["text"] = fn(part["text"])
             for k in (key, *MESSAGE_FIELDS):
                 if isinstance(turn.get(k), str) and turn[k]:
                     turn[k] = fn(turn[k])

@@ -1,5 +1,6 @@
-"""What is in a dataset: counts, fields, empty values, language mix, token lengths, duplicates, and for
-Chinese text jieba word statistics. Writes a markdown summary and a token-length histogram PNG."""
+"""What is in a dataset: counts, fields, empty values, language mix, token lengths, duplicates, images (count,
+formats, sizes, unreadable ones) and for Chinese text jieba word statistics. Writes a markdown summary and a
+token-length histogram PNG."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from seektune.data import images
+from seektune.data.formats import raw_images
 from seektune.data.pipeline.dedup import KeyIndex, exact_key
-from seektune.data.pipeline.fields import joined, kind, texts
+from seektune.data.pipeline.fields import image_group, joined, kind, texts
 from seektune.text import HAN
 
 _CJK = re.compile(f"[{HAN}]")
@@ -40,9 +43,17 @@ class Inspection:
     zh_records: int = 0
     zh_words: int = 0
     zh_vocabulary: set = field(default_factory=set)
+    images: int = 0
+    records_with_images: int = 0
+    image_formats: Counter = field(default_factory=Counter)
+    image_sides: array = field(default_factory=lambda: array("I"))   # the longer side of each readable image
+    image_sizes: Counter = field(default_factory=Counter)            # "WxH" -> images
+    bad_images: list = field(default_factory=list)                   # "file:line: reason" (first 10)
+    bad_image_count: int = 0
 
-    def add(self, record: dict, tokenizer=None) -> None:
+    def add(self, record: dict, tokenizer=None, where: str | None = None) -> None:
         self.records += 1
+        self._add_images(record, where)
         fmt = kind(record)
         self.formats[fmt] += 1
         self.fields.update(record.keys())
@@ -53,7 +64,7 @@ class Inspection:
         self.char_lengths.append(len(text))
         lang = language(text)
         self.languages[lang] += 1
-        if self._seen.contains_any(key := exact_key(text)):
+        if self._seen.contains_any(key := exact_key(text + "\n" + image_group(record))):
             self.exact_duplicates += 1
         else:
             self._seen.add(key)
@@ -67,6 +78,33 @@ class Inspection:
             self.zh_records += 1
             self.zh_words += len(words)
             self.zh_vocabulary.update(words)
+
+    def _add_images(self, record: dict, where: str | None) -> None:
+        """Images are looked up beside the record's file, as training reads them; unreadable ones are listed."""
+        try:
+            refs = raw_images(record)
+        except ValueError as exc:
+            refs, problem = [], str(exc)
+            self._bad_image(where, problem)
+        if not refs:
+            return
+        self.records_with_images += 1
+        base = Path(where.rsplit(":", 1)[0]).resolve().parent if where else Path.cwd()
+        for k, ref in enumerate(refs):
+            self.images += 1
+            try:
+                info = images.probe(images.resolve(ref, base, f"images[{k}]"))
+            except ValueError as exc:
+                self._bad_image(where, str(exc))
+                continue
+            self.image_formats[info.format] += 1
+            self.image_sides.append(max(info.width, info.height))
+            self.image_sizes[f"{info.width}x{info.height}"] += 1
+
+    def _bad_image(self, where: str | None, reason: str) -> None:
+        self.bad_image_count += 1
+        if len(self.bad_images) < 10:
+            self.bad_images.append(f"{where or '?'}: {reason}")
 
     def __post_init__(self) -> None:
         self._seen = KeyIndex()
@@ -89,6 +127,10 @@ class Inspection:
             "chars": stats(self.char_lengths), "tokens": stats(self.token_lengths),
             "zh_words_per_record": round(self.zh_words / self.zh_records, 1) if self.zh_records else None,
             "zh_vocabulary": len(self.zh_vocabulary) if self.zh_records else None,
+            "images": {"count": self.images, "records_with_images": self.records_with_images,
+                       "formats": dict(self.image_formats), "longer_side": stats(self.image_sides),
+                       "common_sizes": dict(self.image_sizes.most_common(5)), "unreadable": self.bad_image_count,
+                       "unreadable_examples": self.bad_images},
         }
 
 
@@ -120,12 +162,21 @@ def markdown(summary: dict, sources: list[str], tokenizer_name: str | None, png:
     if summary["zh_vocabulary"] is not None:
         lines.append(f"- Chinese (jieba): {summary['zh_words_per_record']} words per record, "
                      f"vocabulary {summary['zh_vocabulary']} words")
+    found = summary["images"]
+    if found["count"] or found["unreadable"]:
+        lines.append(f"- images: {found['count']} in {found['records_with_images']} records, formats "
+                     f"{found['formats']}, common sizes {found['common_sizes']}, unreadable {found['unreadable']}")
+        lines += [f"  - {e}" for e in found["unreadable_examples"]]
     lines += ["", "| length | min | mean | p50 | p90 | p99 | max |", "|---|---|---|---|---|---|---|"]
     for name in ("chars", "tokens"):
         s = summary[name]
         if s:
             label = f"tokens ({tokenizer_name})" if name == "tokens" else name
             lines.append(f"| {label} | {s['min']} | {s['mean']} | {s['p50']} | {s['p90']} | {s['p99']} | {s['max']} |")
+    if found["longer_side"]:
+        s = found["longer_side"]
+        lines.append(f"| image longer side (px) | {s['min']} | {s['mean']} | {s['p50']} | {s['p90']} | {s['p99']} "
+                     f"| {s['max']} |")
     if png:
         lines += ["", f"![token lengths]({png})"]
     return "\n".join(lines) + "\n"

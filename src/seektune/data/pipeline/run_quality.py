@@ -13,7 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from seektune.data.pipeline import clean as C
 from seektune.data.pipeline.dedup import Deduplicator
-from seektune.data.pipeline.fields import joined, kind, map_texts, record_id
+from seektune.data.pipeline.fields import image_group, joined, kind, map_texts, record_id
 from seektune.data.pipeline.inspect import Inspection, histogram, markdown
 from seektune.atomic import JsonlWriter
 from seektune.data.jsonio import Item
@@ -27,7 +27,7 @@ def inspect(step: Step, out_dir: Path, tokenizer_name: str | None) -> dict:
     tokenizer = load_tokenizer(tokenizer_name) if tokenizer_name else None
     found = Inspection()
     for item in step.records():
-        found.add(item.record, tokenizer)
+        found.add(item.record, tokenizer, item.where)
     summary = found.summary()
     out_dir.mkdir(parents=True, exist_ok=True)
     png = None
@@ -154,7 +154,7 @@ def clean(step: Step, output: Path, o: CleanOptions) -> None:
                         t.remove(f"outside {o.min_tokens}..{o.max_tokens or 'inf'} tokens", piece.where)
                         continue
                 if dedup is not None:
-                    reason = dedup.check(text)
+                    reason = dedup.check(text, image_group(piece.record))
                     if reason:
                         t.remove(reason, piece.where)
                         continue

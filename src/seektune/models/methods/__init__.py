@@ -11,6 +11,7 @@ from torch import nn
 
 from seektune.errors import ConfigError
 from seektune.method_config import MethodConfig
+from seektune.models import vision
 from seektune.models.methods import bottleneck, peft_family, virtual_tokens, whole_model
 from seektune.models.methods.spec import MethodSpec, PrepareContext, StepHook
 
@@ -30,8 +31,15 @@ def get(name: str) -> MethodSpec:
 
 
 def prepare(model: nn.Module, cfg: MethodConfig, total_steps: int = 1, tokenizer_path: str = "") -> nn.Module:
-    """Set what trains. `total_steps` feeds AdaLoRA's schedule; `tokenizer_path` prompt-tuning text init."""
-    return get(cfg.name).prepare(model, cfg, PrepareContext(total_steps, tokenizer_path))
+    """Set what trains. `total_steps` feeds AdaLoRA's schedule; `tokenizer_path` prompt-tuning text init. In a
+    vision-language model the method acts on the language model; `method.vision` says whether the projector
+    and the vision tower train too (peft methods through their config, whole-model methods here)."""
+    spec = get(cfg.name)
+    vision.check_method(model.config, cfg.name)
+    prepared = spec.prepare(model, cfg, PrepareContext(total_steps, tokenizer_path))
+    if vision.is_vision_language(model.config) and not spec.adapter:
+        vision.set_trainable_parts(prepared, cfg.vision.tower, cfg.vision.projector)
+    return prepared
 
 
 def frozen_in_bf16(method: MethodConfig, frozen_dtype: str, precision: str, sharded: bool) -> bool:

@@ -16,6 +16,7 @@ from torch import nn
 from seektune.errors import ConfigError
 from seektune.method_config import MethodConfig
 from seektune.models.deepseek import moe_rewrite_disabled, preset
+from seektune.models import vision
 from seektune.models.layers import decoder_layers
 from seektune.models.methods.spec import MethodSpec, PrepareContext, StepHook
 
@@ -83,6 +84,18 @@ def task_type(model: nn.Module) -> str:
     return "SEQ_CLS" if type(model).__name__.endswith("ForSequenceClassification") else "CAUSAL_LM"
 
 
+def _vision_parts(model: nn.Module, cfg: MethodConfig) -> tuple[list[str], list[str]]:
+    """(exclude regexes, modules to save) for a vision-language model's tower and projector; none for text."""
+    if not vision.is_vision_language(model.config):
+        return [], []
+    exclude, save = vision.peft_parts(model, cfg.vision.tower, cfg.vision.projector)
+    return [exclude] if exclude else [], save
+
+
+def _any_of(patterns: list[str]) -> str | None:
+    return "|".join(f"(?:{p})" for p in patterns) if patterns else None
+
+
 def lora(model: nn.Module, cfg: MethodConfig, ctx: PrepareContext) -> nn.Module:
     """LoRA, DoRA, rsLoRA, PiSSA/OLoRA init, rank/alpha patterns, and the hybrid (last layers trained fully)."""
     from peft import LoraConfig
@@ -90,11 +103,12 @@ def lora(model: nn.Module, cfg: MethodConfig, ctx: PrepareContext) -> nn.Module:
     c = cfg.lora
     targets, params = _targets(model, cfg)
     full_modules, excluded = _hybrid_layers(model, c.full_layers) if c.full_layers else ([], None)
+    vision_excluded, vision_saved = _vision_parts(model, cfg)
     peft_cfg = LoraConfig(
         r=c.r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout,
         target_modules=targets or None, target_parameters=params or None,
-        modules_to_save=(c.modules_to_save + full_modules) or None,
-        exclude_modules=excluded,
+        modules_to_save=(c.modules_to_save + full_modules + vision_saved) or None,
+        exclude_modules=_any_of(([excluded] if excluded else []) + vision_excluded),
         use_dora=c.use_dora, use_rslora=c.use_rslora, init_lora_weights=_INIT[c.init],
         rank_pattern=dict(c.rank_pattern), alpha_pattern=dict(c.alpha_pattern), task_type=task_type(model),
     )
@@ -114,10 +128,12 @@ def adalora(model: nn.Module, cfg: MethodConfig, ctx: PrepareContext) -> nn.Modu
     if total_steps - tinit - tfinal < 1:
         raise ConfigError(f"method.adalora: {total_steps} steps leave none between tinit and tfinal; "
                           "train longer or lower tinit/tfinal")
+    vision_excluded, vision_saved = _vision_parts(model, cfg)
     peft_cfg = AdaLoraConfig(
         init_r=a.init_r, target_r=a.target_r, tinit=tinit, tfinal=tfinal, deltaT=a.delta_t, beta1=a.beta1,
         beta2=a.beta2, orth_reg_weight=a.orth_reg_weight, total_step=total_steps, lora_alpha=c.lora_alpha,
-        lora_dropout=c.lora_dropout, target_modules=targets, modules_to_save=c.modules_to_save or None,
+        lora_dropout=c.lora_dropout, target_modules=targets, modules_to_save=(c.modules_to_save + vision_saved) or None,
+        exclude_modules=_any_of(vision_excluded),
         task_type=task_type(model),
     )
     return wrap(model, peft_cfg, "adalora", _rewrite_disabled(cfg))

@@ -6,6 +6,7 @@ from torch import nn
 
 from seektune.errors import ConfigError
 from seektune.method_config import MethodConfig
+from seektune.models import vision
 from seektune.models.layers import decoder_layers
 from seektune.models.methods.spec import MethodSpec, PrepareContext
 
@@ -27,7 +28,9 @@ def prepare_freeze(model: nn.Module, cfg: MethodConfig, ctx: PrepareContext) -> 
     for layer in list(layers)[len(layers) - k:]:
         layer.requires_grad_(True)
     if k > 0:
-        norm = getattr(getattr(model, "model", None), "norm", None)  # final norm sits between the last layer and head
+        # the final norm sits between the last layer and the head (in the language model of a vision-language one)
+        norm = getattr(vision.language_model(model) if vision.is_vision_language(model.config)
+                       else getattr(model, "model", None), "norm", None)
         if isinstance(norm, nn.Module):
             norm.requires_grad_(True)
     if cfg.freeze.train_head:

@@ -24,9 +24,16 @@ class Objective(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
+        self.images = None   # a vision-language model's processor (models.vision.ProcessorImages)
 
     def collate(self, rows: list[Row], pad_id: int, packed: bool) -> dict[str, torch.Tensor]:
-        return collate(rows, pad_id, packed)
+        """Padded token tensors, plus the image processor's tensors for the rows' images in token order (the
+        model puts image i's features at its i-th run of image tokens)."""
+        batch = collate(rows, pad_id, packed)
+        refs = [ref for r in rows for ref in r.images]
+        if refs:
+            batch.update(self.images.pixel_values(refs))
+        return batch
 
     def describe(self) -> str:
         """One line for the run summary."""

@@ -26,16 +26,21 @@ def supports_selective_head(model: nn.Module) -> bool:
     return hasattr(base, "get_decoder") and base.get_output_embeddings() is not None
 
 
-def answer_logits(model: nn.Module, input_ids, position_ids, attention_mask, supervised, selective: bool):
+def answer_logits(model: nn.Module, input_ids, position_ids, attention_mask, supervised, selective: bool,
+                  image_inputs: dict | None = None):
     """Logits at the supervised positions only: with `selective`, the decoder's hidden states there go through
-    the output head (no batch x seq x vocab tensor); otherwise the model's own forward, then the selection."""
+    the output head (no batch x seq x vocab tensor); otherwise the model's own forward, then the selection.
+    `image_inputs` (pixel_values...) go to a vision-language model, whose `.model` puts the image features in
+    place of the image tokens before the language model runs."""
+    image_inputs = image_inputs or {}
     if selective:
         base = _unwrap_peft(model)
-        hidden = base.get_decoder()(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask,
-                                    use_cache=False).last_hidden_state
+        body = base.model if image_inputs else base.get_decoder()
+        hidden = body(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask,
+                      use_cache=False, **image_inputs).last_hidden_state
         return base.get_output_embeddings()(hidden[supervised])
     return model(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask,
-                 use_cache=False).logits[supervised]
+                 use_cache=False, **image_inputs).logits[supervised]
 
 
 def _virtual_tokens(model: nn.Module) -> bool:
@@ -68,14 +73,14 @@ class CausalLMObjective(Objective):
     def describe(self) -> str:
         return f"causal_lm (selective head: {self.selective_head}, label smoothing: {self.label_smoothing})"
 
-    def forward(self, input_ids, targets, position_ids, attention_mask=None, weights=None):
+    def forward(self, input_ids, targets, position_ids, attention_mask=None, weights=None, **image_inputs):
         supervised = targets != IGNORE
         if self.virtual_tokens:  # padded rows only (config check); positions start at 0 after the prompt
             out = self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
             logits = out.logits[:, -input_ids.shape[1]:][supervised]
         else:
             logits = answer_logits(self.model, input_ids, position_ids, attention_mask, supervised,
-                                   self.selective_head)
+                                   self.selective_head, image_inputs)
         losses = F.cross_entropy(logits.float(), targets[supervised], reduction="none",
                                  label_smoothing=self.label_smoothing)
         if weights is not None:

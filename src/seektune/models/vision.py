@@ -1,0 +1,144 @@
+"""Vision-language models (LLaVA, Qwen2-VL): recognising one, its parts (vision tower, projector, language
+model), what trains in each, and its processor as the data pipeline uses it (image tokens, pixel values).
+
+A vision-language directory is what transformers' `AutoModelForImageTextToText` and `AutoProcessor` load; the
+processor (image processor + tokenizer) is saved beside every artifact so plain transformers can run it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from seektune.data.images import PLACEHOLDER, open_rgb, probe
+from seektune.errors import ConfigError, ModelError
+
+
+@dataclass(frozen=True)
+class Parts:
+    """Module paths inside the transformers model (below any peft wrapper)."""
+
+    tower: str
+    projector: str
+    placeholder_text: str | None = None   # how one image is written in text; None: the processor's image token
+
+
+PARTS = {
+    "llava": Parts("model.vision_tower", "model.multi_modal_projector"),
+    "qwen2_vl": Parts("model.visual", "model.visual.merger", "<|vision_start|><|image_pad|><|vision_end|>"),
+    "qwen2_5_vl": Parts("model.visual", "model.visual.merger", "<|vision_start|><|image_pad|><|vision_end|>"),
+}
+# methods whose peft or seektune implementation is exercised on vision-language models (tests/e2e/test_vision.py)
+METHODS = ("full", "freeze", "lora", "qlora", "adalora")
+
+
+def is_vision_language(config) -> bool:
+    return getattr(config, "vision_config", None) is not None
+
+
+def parts(config) -> Parts:
+    model_type = getattr(config, "model_type", "")
+    if model_type not in PARTS:
+        raise ModelError(f"vision-language model type {model_type!r} is not one seektune knows the parts of "
+                         f"(known: {', '.join(PARTS)})")
+    return PARTS[model_type]
+
+
+def _inner(model: nn.Module) -> nn.Module:
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def text_config(config):
+    """The language model's config (a vision-language config nests it)."""
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
+def language_model(model: nn.Module) -> nn.Module:
+    """The decoder stack of the language model (not the vision tower's encoder)."""
+    return _inner(model).get_decoder()
+
+
+def check_method(config, method: str) -> None:
+    if is_vision_language(config) and method not in METHODS:
+        raise ConfigError(f"method.name: {method} is not supported on vision-language models yet; use one of "
+                          f"{', '.join(METHODS)}")
+
+
+def peft_parts(model: nn.Module, tower: str, projector: str) -> tuple[str | None, list[str]]:
+    """(exclude regex, modules to save) for a peft config: LoRA stays out of a frozen tower (peft's all-linear
+    would adapt it), a trained projector is saved whole beside the adapter."""
+    found = parts(_inner(model).config)
+    exclude = rf".*{re.escape(found.tower.split('.')[-1])}\..*" if tower == "frozen" else None
+    if exclude is not None and found.projector.startswith(found.tower + "."):   # Qwen2-VL: merger inside visual
+        exclude = rf".*{re.escape(found.tower.split('.')[-1])}\.(?!{re.escape(found.projector.split('.')[-1])}\.).*"
+    return exclude, [found.projector.split(".")[-1]] if projector == "train" else []
+
+
+def unquantized_parts(quantization, config):
+    """A quantization config for a vision-language base that leaves the tower, the projector and the head in
+    full precision (QLoRA trains the projector whole; bitsandbytes would store it in 4 bits)."""
+    if quantization is None or not is_vision_language(config) or getattr(quantization, "llm_int8_skip_modules", 0):
+        return quantization
+    found = parts(config)
+    quantization.llm_int8_skip_modules = [found.tower, found.projector, "lm_head"]   # prefixes of module names
+    return quantization
+
+
+def set_trainable_parts(model: nn.Module, tower: str, projector: str) -> None:
+    """Whole-model methods (full, freeze): the tower and the projector train or stay frozen as configured."""
+    found = parts(_inner(model).config)
+    inner = _inner(model)
+    inner.get_submodule(found.tower).requires_grad_(tower == "train")
+    inner.get_submodule(found.projector).requires_grad_(projector == "train")
+
+
+class ProcessorImages:
+    """A processor as the data pipeline needs it: the text one image is written as, its token id, how many
+    positions an image fills, and the pixel tensors of a batch's images (ImageTokens in seektune.data.images)."""
+
+    def __init__(self, processor, config):
+        self.processor = processor
+        tokenizer = processor.tokenizer
+        image_token = getattr(processor, "image_token", None) or PLACEHOLDER
+        self.token = parts(config).placeholder_text or image_token
+        self.token_id = tokenizer.convert_tokens_to_ids(image_token)
+        if self.token_id is None or self.token_id == tokenizer.unk_token_id:
+            raise ModelError(f"the processor's image token {image_token!r} is not in its tokenizer's vocabulary")
+        self._counts: dict[tuple[int, int], int] = {}
+
+    def count(self, ref: str) -> int:
+        """Positions one image fills: the processor's own expansion, measured once per image size."""
+        info = probe(ref)
+        key = (info.width, info.height)
+        if key not in self._counts:
+            encoded = self.processor(text=[self.token], images=[open_rgb(ref)], return_tensors="pt")
+            self._counts[key] = int((encoded["input_ids"] == self.token_id).sum())
+        return self._counts[key]
+
+    def pixel_values(self, refs: list[str]) -> dict[str, torch.Tensor]:
+        """The image processor's tensors for `refs` in order (pixel_values, and image_grid_thw for Qwen2-VL)."""
+        encoded = self.processor.image_processor(images=[open_rgb(r) for r in refs], return_tensors="pt")
+        return {k: v for k, v in encoded.items() if isinstance(v, torch.Tensor)}
+
+
+def load_images(source: str, config, tokenizer=None) -> ProcessorImages | None:
+    """The processor of a vision-language model directory (None for a text model), with `tokenizer` (the run's,
+    chat template and pad token set) in place of the one saved beside it."""
+    if not is_vision_language(config):
+        return None
+    from transformers import AutoProcessor
+
+    try:
+        processor = AutoProcessor.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{source} is a vision-language model but its processor does not load ({exc}); save the "
+                         "processor (AutoProcessor.save_pretrained) in the model directory") from None
+    if not hasattr(processor, "image_processor"):
+        raise ModelError(f"{source} is a vision-language model but has no image processor "
+                         "(preprocessor_config.json / processor_config.json)")
+    if tokenizer is not None:
+        processor.tokenizer = tokenizer
+    return ProcessorImages(processor, config)
