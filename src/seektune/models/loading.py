@@ -51,19 +51,17 @@ _DROPOUT_KEYS = ("attention_dropout", "hidden_dropout", "dropout", "attn_pdrop",
                  "hidden_dropout_prob", "attention_probs_dropout_prob", "mlp_dropout")
 
 
-def model_config(cfg: ModelConfig):
-    """The checkpoint's config (read from config.json; no weights)."""
+def model_config(cfg: ModelConfig, source: str | None = None):
+    """The checkpoint's config (read from config.json; no weights); `source`: the resolved name, when known."""
     from transformers import AutoConfig
 
-    return AutoConfig.from_pretrained(resolve(cfg.name_or_path), revision=cfg.revision,
+    return AutoConfig.from_pretrained(source or resolve(cfg.name_or_path), revision=cfg.revision,
                                       trust_remote_code=cfg.trust_remote_code)
 
 
 def _model_config(cfg: ModelConfig, source: str):
     """The checkpoint's config with `model.dropout` applied to every dropout it exposes."""
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(source, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
+    config = model_config(cfg, source)
     if cfg.dropout is not None:
         present = [k for k in _DROPOUT_KEYS if isinstance(getattr(config, k, None), (int, float))]
         if not present:

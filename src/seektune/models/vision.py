@@ -15,6 +15,7 @@ from torch import nn
 
 from seektune.data.images import PLACEHOLDER, open_rgb, probe
 from seektune.errors import ConfigError, ModelError
+from seektune.models.unwrap import unwrap_peft
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,6 @@ def parts(config) -> Parts:
     return PARTS[model_type]
 
 
-def _inner(model: nn.Module) -> nn.Module:
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
 def text_config(config):
     """The language model's config (a vision-language config nests it)."""
     return config.get_text_config() if hasattr(config, "get_text_config") else config
@@ -58,7 +55,7 @@ def text_config(config):
 
 def language_model(model: nn.Module) -> nn.Module:
     """The decoder stack of the language model (not the vision tower's encoder)."""
-    return _inner(model).get_decoder()
+    return unwrap_peft(model).get_decoder()
 
 
 def check_method(config, method: str) -> None:
@@ -70,7 +67,7 @@ def check_method(config, method: str) -> None:
 def peft_parts(model: nn.Module, tower: str, projector: str) -> tuple[str | None, list[str]]:
     """(exclude regex, modules to save) for a peft config: LoRA stays out of a frozen tower (peft's all-linear
     would adapt it), a trained projector is saved whole beside the adapter."""
-    found = parts(_inner(model).config)
+    found = parts(unwrap_peft(model).config)
     exclude = rf".*{re.escape(found.tower.split('.')[-1])}\..*" if tower == "frozen" else None
     if exclude is not None and found.projector.startswith(found.tower + "."):   # Qwen2-VL: merger inside visual
         exclude = rf".*{re.escape(found.tower.split('.')[-1])}\.(?!{re.escape(found.projector.split('.')[-1])}\.).*"
@@ -89,8 +86,8 @@ def unquantized_parts(quantization, config):
 
 def set_trainable_parts(model: nn.Module, tower: str, projector: str) -> None:
     """Whole-model methods (full, freeze): the tower and the projector train or stay frozen as configured."""
-    found = parts(_inner(model).config)
-    inner = _inner(model)
+    inner = unwrap_peft(model)
+    found = parts(inner.config)
     inner.get_submodule(found.tower).requires_grad_(tower == "train")
     inner.get_submodule(found.projector).requires_grad_(projector == "train")
 

@@ -99,7 +99,7 @@ class NearDuplicateKeys:
                          for b in range(self.bands)], dtype=np.uint64)
 
 
-def _in_group(keys: np.ndarray, group: str) -> np.ndarray:
+def in_group(keys: np.ndarray, group: str) -> np.ndarray:
     """Keys that can only meet keys of the same group (a record's images: the same question about two other
     images is no duplicate)."""
     return keys ^ np.uint64(xxhash.xxh3_64_intdigest(group.encode("utf-8"))) if group else keys
@@ -116,12 +116,12 @@ class Deduplicator:
 
     def check(self, text: str, group: str = "") -> str | None:
         if self.exact is not None:
-            key = _in_group(exact_key(text), group)
+            key = in_group(exact_key(text), group)
             if self.exact.contains_any(key):
                 return "exact duplicate"
             self.exact.add(key)
         if self.near is not None:
-            keys = _in_group(self.near_keys.keys(text), group)
+            keys = in_group(self.near_keys.keys(text), group)
             if self.near.contains_any(keys):
                 return "near duplicate"
             self.near.add(keys)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from seektune.data import images
 from seektune.data.formats import raw_images
-from seektune.data.pipeline.dedup import KeyIndex, exact_key
+from seektune.data.pipeline.dedup import KeyIndex, exact_key, in_group
 from seektune.data.pipeline.fields import image_group, joined, kind, texts
 from seektune.text import HAN
 
@@ -64,7 +64,7 @@ class Inspection:
         self.char_lengths.append(len(text))
         lang = language(text)
         self.languages[lang] += 1
-        if self._seen.contains_any(key := exact_key(text + "\n" + image_group(record))):
+        if self._seen.contains_any(key := in_group(exact_key(text), image_group(record))):
             self.exact_duplicates += 1
         else:
             self._seen.add(key)
@@ -84,8 +84,8 @@ class Inspection:
         try:
             refs = raw_images(record)
         except ValueError as exc:
-            refs, problem = [], str(exc)
-            self._bad_image(where, problem)
+            refs = []
+            self._bad_image(where, str(exc))
         if not refs:
             return
         self.records_with_images += 1

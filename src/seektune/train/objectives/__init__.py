@@ -12,8 +12,9 @@ from torch import nn
 
 from seektune.config import Config
 from seektune.errors import ConfigError
+from seektune.models.unwrap import unwrap_peft
 from seektune.train.objectives.base import Objective
-from seektune.train.objectives.causal_lm import CausalLMObjective, _unwrap_peft
+from seektune.train.objectives.causal_lm import CausalLMObjective
 from seektune.train.objectives.distill import DistillationObjective
 from seektune.train.objectives.grpo import GRPOObjective
 from seektune.train.objectives.preference import PreferenceObjective
@@ -39,7 +40,7 @@ def _kd(model: nn.Module, cfg: Config, tokenizer) -> DistillationObjective:
                           "distillation compares next-token distributions over one vocabulary, so teacher and "
                           "student must share their tokenizer")
     teacher = artifact.load_model()
-    rows = teacher.get_output_embeddings().weight.shape[0], _unwrap_peft(model).get_output_embeddings().weight.shape[0]
+    rows = teacher.get_output_embeddings().weight.shape[0], unwrap_peft(model).get_output_embeddings().weight.shape[0]
     if rows[0] != rows[1]:
         raise ConfigError(f"objective.teacher: its output head has {rows[0]} rows, the student's {rows[1]}: resize "
                           "one so both score the same vocabulary")

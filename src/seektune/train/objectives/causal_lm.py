@@ -12,15 +12,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from seektune.data.render import IGNORE
+from seektune.models.unwrap import unwrap_peft
 from seektune.train.objectives.base import Objective
 
 
-def _unwrap_peft(model: nn.Module) -> nn.Module:
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
 def supports_selective_head(model: nn.Module) -> bool:
-    base = _unwrap_peft(model)
+    base = unwrap_peft(model)
     if getattr(base.config, "final_logit_softcapping", None):
         return False
     return hasattr(base, "get_decoder") and base.get_output_embeddings() is not None
@@ -34,7 +31,7 @@ def answer_logits(model: nn.Module, input_ids, position_ids, attention_mask, sup
     place of the image tokens before the language model runs."""
     image_inputs = image_inputs or {}
     if selective:
-        base = _unwrap_peft(model)
+        base = unwrap_peft(model)
         body = base.model if image_inputs else base.get_decoder()
         hidden = body(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask,
                       use_cache=False, **image_inputs).last_hidden_state
