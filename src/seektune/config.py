@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from seektune.atomic import write_text
 from seektune.continual_config import ContinualConfig
 from seektune.method_config import PROMPT_METHODS, MethodConfig
-from seektune.objective_config import ObjectiveConfig
+from seektune.objective_config import VISION_ALIGNMENT, ObjectiveConfig
 from seektune.schema import Section, apply_overrides, beside, read_yaml, validate
 from seektune.schema import describe as describe_schema
 
@@ -207,12 +207,38 @@ class Config(Section):
                              "peft adapter gives for free (the base with the adapter switched off); with method "
                              f"{self.method.name} use " + ("a reference-free loss (simpo, orpo)" if objective.name
                              == "dpo" else "objective.beta=0") + " or an adapter method (lora, qlora...)")
+        self._check_vision_stage()
         self._check_continual()
         self._check_sharding()
         if self.method.name in PROMPT_METHODS and self.data.packing:
             raise ValueError(f"data.packing must be false for method {self.method.name}: the virtual tokens are "
                              "prepended to every row, so samples cannot share one")
         return self
+
+    def _check_vision_stage(self) -> None:
+        """clip and caption train the vision side against a frozen language model, which method full with
+        method.vision.language_model frozen expresses (set here when the user left it at its default)."""
+        vision, name = self.method.vision, self.objective.name
+        if name not in VISION_ALIGNMENT:
+            if vision.language_model == "frozen" and self.method.name != "full":
+                raise ValueError(f"method.vision.language_model: frozen applies to method full; method "
+                                 f"{self.method.name} chooses what trains in the language model itself")
+            return
+        if self.method.name != "full":
+            raise ValueError(f"objective {name} trains the vision side whole with the language model frozen: set "
+                             f"method.name=full (with {self.method.name} the method would adapt the language model)")
+        if "language_model" in vision.model_fields_set and vision.language_model == "train":
+            raise ValueError(f"method.vision.language_model: objective {name} keeps the language model frozen; "
+                             "drop the setting, or use objective causal_lm to train the language model")
+        object.__setattr__(vision, "language_model", "frozen")
+        if name == "clip" and vision.projector == "train" and "projector" in vision.model_fields_set:
+            raise ValueError("method.vision.projector: objective clip does not use the projector (its own "
+                             "projections map the tower into the joint space); train it with objective caption")
+        if name == "clip":
+            object.__setattr__(vision, "projector", "frozen")
+        if name == "caption" and vision.projector == "frozen" and vision.tower == "frozen":
+            raise ValueError("objective caption with method.vision.projector and tower both frozen trains nothing; "
+                             "set method.vision.projector=train (LLaVA's projector pre-training)")
 
     def _check_continual(self) -> None:
         c = self.continual

@@ -138,6 +138,9 @@ class VisionTrainingConfig(Section):
         "beside an adapter)")
     tower: Literal["frozen", "train"] = Field(
         "frozen", description="the vision encoder: frozen, or trained (whole for full/freeze, adapted by LoRA)")
+    language_model: Literal["train", "frozen"] = Field(
+        "train", description="method full: train the language model too, or keep it frozen (objectives clip and "
+        "caption freeze it: only the tower, the projector and clip's projections learn)")
 
 
 class MethodConfig(Section):

@@ -13,7 +13,8 @@ from pydantic import Field, field_validator, model_validator
 
 from seektune.schema import Section
 
-OBJECTIVES = ("causal_lm", "dpo", "reward", "grpo", "kd")
+OBJECTIVES = ("causal_lm", "dpo", "reward", "grpo", "kd", "clip", "caption")
+VISION_ALIGNMENT = ("clip", "caption")   # vision-language stages that keep the language model frozen
 PAIRWISE = ("dpo", "reward")             # data: preference pairs (prompt, chosen, rejected)
 PROMPTS_ONLY = ("grpo",)                 # data: prompts (+ what the rewards check); answers are generated
 REFERENCE_FREE = ("simpo", "orpo")
@@ -28,6 +29,8 @@ _SETTINGS = {
     "grpo": {"beta", "group_size", "rewards", "reward_weights", "max_new_tokens", "temperature", "top_p",
              "epsilon", "max_length_chars"},
     "kd": {"teacher", "temperature", "alpha", "divergence", "jsd_beta"},
+    "clip": {"embedding_dim", "init_temperature", "text_features", "pair_with", "view_shift", "view_noise"},
+    "caption": set(),
 }
 
 
@@ -35,7 +38,10 @@ class ObjectiveConfig(Section):
     name: Literal[OBJECTIVES] = Field(
         "causal_lm", description="causal_lm (cross-entropy on answers), dpo (preference pairs against a reference; "
         "simpo/orpo without one), reward (Bradley-Terry reward model on pairs), grpo (sampled groups scored by "
-        "reward functions), kd (distillation from a teacher on the answer tokens)")
+        "reward functions), kd (distillation from a teacher on the answer tokens), clip (vision-language: "
+        "symmetric contrastive alignment of the vision tower with the frozen language model's text features, or of "
+        "two views of each image), caption (vision-language: cross-entropy on captions with the language model "
+        "frozen, LLaVA's projector pre-training)")
     loss: Literal["sigmoid", "ipo", "hinge", "simpo", "orpo"] = Field(
         "sigmoid", description="dpo: sigmoid (DPO), ipo, hinge (SLiC) against the reference model; simpo and orpo "
         "need no reference")
@@ -74,6 +80,20 @@ class ObjectiveConfig(Section):
         "forward_kl", description="kd: forward_kl KL(teacher||student), reverse_kl KL(student||teacher), or jsd "
         "(generalised Jensen-Shannon with jsd_beta), per answer token")
     jsd_beta: float = Field(0.5, gt=0, lt=1, description="kd with divergence jsd: the mixture weight (TRL GKD's beta)")
+
+    embedding_dim: int = Field(128, gt=0, description="clip: size of the joint image-text space")
+    init_temperature: float = Field(0.07, gt=0, description="clip: starting softmax temperature (learned; CLIP's "
+                                    "0.07, its logit scale clamped at 100)")
+    text_features: Literal["hidden", "embeddings"] = Field(
+        "hidden", description="clip: the caption's features from the frozen language model: mean of its last "
+        "hidden states, or of its input embeddings")
+    pair_with: Literal["text", "views"] = Field(
+        "text", description="clip: align images with their captions (text), or two augmented views of each image "
+        "(views: the vision tower alone, the seeds' first stage)")
+    view_shift: float = Field(0.125, ge=0, lt=0.5, description="clip with pair_with views: largest random shift, "
+                              "as a share of the image side")
+    view_noise: float = Field(0.1, ge=0, description="clip with pair_with views: std of the Gaussian noise added to "
+                              "the normalised pixels")
 
     @field_validator("rewards")
     @classmethod

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from seektune.config import DataConfig, DataFile
 from seektune.data.batching import Row, pack, unpacked
+from seektune.data.captions import caption_row
 from seektune.data.formats import ReadReport, Record, read_file
 from seektune.data.examples import Example, read_examples
 from seektune.data.images import ImageTokens
@@ -32,14 +33,20 @@ class DataReport:
     reasoning_tokens: int = 0      # tokens of the reasoning blocks in assistant turns (as rendered)
     answer_tokens: int = 0         # tokens of the answers themselves, end-of-turn included
     train_images: int = 0          # images in the training rows (vision-language models)
-    kind: str = "sft"              # sft, pairs or prompts (seektune.data.dataset.KINDS)
+    kind: str = "sft"              # sft, pairs, prompts or captions (seektune.data.dataset.KINDS)
+
+    def _token_line(self) -> str:
+        if self.kind == "prompts":
+            return f"train prompt tokens: {self.train_tokens} (answers are sampled during training)"
+        if self.kind == "captions":
+            return f"train caption tokens: {self.train_tokens} ({self.train_samples} image-caption pairs)"
+        return f"train tokens: {self.train_tokens} ({self.train_supervised_tokens} supervised)"
 
     def lines(self) -> list[str]:
         out = [
             f"records read: {self.read.read}, skipped: {sum(self.read.skipped.values())}",
             f"train samples: {self.train_samples} in {self.train_rows} rows, eval samples: {self.eval_samples}",
-            f"train tokens: {self.train_tokens} ({self.train_supervised_tokens} supervised)" if self.kind != "prompts"
-            else f"train prompt tokens: {self.train_tokens} (answers are sampled during training)",
+            self._token_line(),
             f"truncated: {self.truncated}, dropped (too long / nothing supervised): {self.dropped_overlength}",
         ]
         if self.split_for_template:
@@ -67,7 +74,8 @@ class DataReport:
         }
 
 
-KINDS = ("sft", "pairs", "prompts")   # what an objective trains on: answers, preference pairs, prompts to sample
+KINDS = ("sft", "pairs", "prompts", "captions")   # what an objective trains on: answers, preference pairs, prompts
+# to sample, image-caption pairs
 
 
 def _read(f: DataFile, cfg: DataConfig, report: ReadReport, kind: str) -> list:
@@ -111,8 +119,22 @@ class Datasets:
     eval_domains: dict[str, list[Row]] = field(default_factory=dict)
 
 
+def _caption_rows(records: list[Record], tokenizer, cfg: DataConfig, report: ReadReport) -> list:
+    """One row per image-caption pair; a record that is not one (no image, two, no caption) is an error naming
+    it, or a counted skip under on_error: skip."""
+    rows = []
+    for record in records:
+        try:
+            rows.append(caption_row(record, tokenizer, cfg.max_length))
+        except DataError as exc:
+            if cfg.on_error != "skip":
+                raise
+            report.skip(record.where, str(exc).split(": ", 1)[-1])
+    return rows
+
+
 def _rows_by_domain(records: list[tuple[str | None, Record]], renderer: Renderer, cfg: DataConfig, kind: str,
-                    group_size: int) -> tuple[dict[str | None, list[Row]], int]:
+                    group_size: int, report: ReadReport) -> tuple[dict[str | None, list[Row]], int]:
     """Rows per domain (packing never mixes domains, so a row's domain is known); also the sample count."""
     groups: dict[str | None, list[Record]] = {}
     for domain, record in records:
@@ -122,6 +144,10 @@ def _rows_by_domain(records: list[tuple[str | None, Record]], renderer: Renderer
         if kind == "pairs":   # never packed, one unit per pair
             rows[domain] = [row for row in (render_pair(renderer, r) for r in group) if row is not None]
             n_samples += 2 * len(rows[domain])
+            continue
+        if kind == "captions":   # one unit per pair, the caption tokenised alone
+            rows[domain] = _caption_rows(group, renderer.tokenizer, cfg, report)
+            n_samples += len(rows[domain])
             continue
         if kind == "prompts":   # one unit per sampled completion
             rows[domain] = [row for row in (render_prompt(renderer, e, group_size) for e in group) if row]
@@ -152,8 +178,10 @@ def build(cfg: DataConfig, tokenizer, seed: int, terms: TermMatcher | None = Non
         eval_records, train_records = shuffled[:k], shuffled[k:]
     renderer = Renderer(tokenizer, cfg.max_length, cfg.overlength, cfg.train_on if kind == "sft" else "last_assistant",
                         terms, term_weight, cfg.reasoning, images)
-    train_groups, report.train_samples = _rows_by_domain(train_records, renderer, cfg, kind, group_size)
-    eval_groups, report.eval_samples = _rows_by_domain(eval_records, renderer, cfg, kind, group_size)
+    train_groups, report.train_samples = _rows_by_domain(train_records, renderer, cfg, kind, group_size,
+                                                                report.read)
+    eval_groups, report.eval_samples = _rows_by_domain(eval_records, renderer, cfg, kind, group_size,
+                                                              report.read)
     if not report.train_samples:
         raise DataError("no training samples left after reading and rendering; see the data report above")
     empty = sorted(d for d, rows in train_groups.items() if d is not None and not rows)
@@ -165,10 +193,12 @@ def build(cfg: DataConfig, tokenizer, seed: int, terms: TermMatcher | None = Non
     report.train_images = sum(len(getattr(r, "images", ())) for r in train_rows)
     if kind == "prompts":   # nothing is supervised until answers are sampled
         sequences, report.train_tokens = [], sum(len(r.prompt_ids) for r in train_rows)
+    elif kind == "captions":
+        sequences, report.train_tokens = [], sum(len(r.caption_ids) for r in train_rows)
     else:
         sequences = [s for r in train_rows for s in ((r.chosen, r.rejected) if kind == "pairs" else (r,))]
         report.train_tokens = sum(len(r.input_ids) for r in sequences)
-    report.train_supervised_tokens = sum(r.supervised for r in sequences)
+    report.train_supervised_tokens = sum(r.supervised for r in (train_rows if kind == "captions" else sequences))
     report.truncated = renderer.stats.truncated
     report.dropped_overlength = renderer.stats.dropped_overlength
     report.split_for_template = renderer.stats.split_for_template

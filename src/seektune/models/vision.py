@@ -84,10 +84,14 @@ def unquantized_parts(quantization, config):
     return quantization
 
 
-def set_trainable_parts(model: nn.Module, tower: str, projector: str) -> None:
-    """Whole-model methods (full, freeze): the tower and the projector train or stay frozen as configured."""
+def set_trainable_parts(model: nn.Module, tower: str, projector: str, language: str = "train") -> None:
+    """Whole-model methods (full, freeze): the tower and the projector train or stay frozen as configured, and
+    with `language` frozen the language model and its head too (objectives clip, caption)."""
     inner = unwrap_peft(model)
     found = parts(inner.config)
+    if language == "frozen":
+        language_model(inner).requires_grad_(False)
+        inner.get_output_embeddings().requires_grad_(False)
     inner.get_submodule(found.tower).requires_grad_(tower == "train")
     inner.get_submodule(found.projector).requires_grad_(projector == "train")
 

@@ -24,6 +24,7 @@ from seektune.atomic import publish, sha256, staging_path
 from seektune.errors import CheckpointError
 
 MARKER = "COMPLETE"
+OWN_WEIGHTS = "objective.safetensors"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 log = logging.getLogger("seektune.train")
 
@@ -86,10 +87,14 @@ def write_process_state(tmp: Path, rank: int, rng: dict) -> None:
 
 
 def write_main_state(tmp: Path, model: nn.Module, optimizer, scheduler, loop_state: dict,
-                     hook_state: dict | None = None, weights: bool = True) -> None:
-    """`weights=False` when a sharded engine's checkpoint already holds the weights and optimizer state."""
+                     hook_state: dict | None = None, weights: bool = True,
+                     own: dict[str, nn.Parameter] | None = None) -> None:
+    """`weights=False` when a sharded engine's checkpoint already holds the weights and optimizer state; `own`:
+    the objective's weights outside the model (CLIP's projections), in objective.safetensors."""
     if weights:
         save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
+    if own:
+        save_file({n: p.detach().contiguous().cpu() for n, p in own.items()}, str(tmp / OWN_WEIGHTS))
     torch.save({"optimizer": optimizer.state_dict() if weights else None, "scheduler": scheduler.state_dict(),
                 "method": hook_state or {}}, tmp / "optim.pt")
     (tmp / "loop_state.json").write_text(json.dumps(loop_state, indent=1))
@@ -107,8 +112,8 @@ def finalise(root: Path, step: int, keep_last: int) -> Path:
     return final
 
 
-def load(path: Path, model: nn.Module, optimizer, scheduler, rank: int, weights: bool = True
-         ) -> tuple[dict, dict, dict]:
+def load(path: Path, model: nn.Module, optimizer, scheduler, rank: int, weights: bool = True,
+         own: dict[str, nn.Parameter] | None = None) -> tuple[dict, dict, dict]:
     """Restore weights, optimizer and scheduler in place (`weights=False`: a sharded engine restored the
     first two); return (loop_state, this process's rng state, the loop hooks' state, e.g. AdaLoRA's
     sensitivity scores)."""
@@ -123,6 +128,8 @@ def load(path: Path, model: nn.Module, optimizer, scheduler, rank: int, weights:
         optimizer.load_state_dict(optim["optimizer"])
     elif optim["optimizer"] is not None:
         raise CheckpointError(f"{path} was written by an unsharded run; resume it with train.sharding=none")
+    if own:
+        _load_own(path, own)
     scheduler.load_state_dict(optim["scheduler"])
     rng_file = path / f"rng-rank{rank}.pt"
     if not rng_file.is_file():
@@ -140,3 +147,16 @@ def _load_weights(path: Path, model: nn.Module) -> None:
     with torch.no_grad():
         for name, tensor in weights.items():
             params[name].copy_(tensor)
+
+
+def _load_own(path: Path, own: dict[str, nn.Parameter]) -> None:
+    file = path / OWN_WEIGHTS
+    if not file.is_file():
+        raise CheckpointError(f"{path} has no {OWN_WEIGHTS} for this objective's own weights; it was written by "
+                              "a run with another objective")
+    weights = load_file(str(file))
+    if set(weights) != set(own):
+        raise CheckpointError(f"{file} holds {sorted(weights)[:3]}, this objective has {sorted(own)[:3]}")
+    with torch.no_grad():
+        for name, tensor in weights.items():
+            own[name].copy_(tensor)

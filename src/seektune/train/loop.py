@@ -102,8 +102,9 @@ def _evaluate(objective, rows: list[Row], cfg: Config, accelerator: Accelerator,
     return (totals[0] / totals[1].clamp(min=1)).item()
 
 
-def _save_checkpoint(accelerator, root: Path, step: int, model, optimizer, scheduler, state: LoopState, cfg: Config,
-                     hook_state: dict):
+def _save_checkpoint(accelerator, root: Path, step: int, objective, optimizer, scheduler, state: LoopState,
+                     cfg: Config, hook_state: dict):
+    model = objective.model
     tmp = checkpoint.tmp_dir(root, step)
     if accelerator.is_main_process:
         staging_dir(checkpoint.step_dir(root, step))  # `tmp`, created empty
@@ -112,13 +113,16 @@ def _save_checkpoint(accelerator, root: Path, step: int, model, optimizer, sched
     checkpoint.write_process_state(tmp, accelerator.process_index, rng_state())
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        checkpoint.write_main_state(tmp, model, optimizer, scheduler, asdict(state), hook_state, weights=not in_engine)
+        checkpoint.write_main_state(tmp, model, optimizer, scheduler, asdict(state), hook_state, weights=not in_engine,
+                                    own=objective.own_parameters())
         checkpoint.finalise(root, step, cfg.train.keep_last)
     accelerator.wait_for_everyone()
 
 
-def _save_final(accelerator, model, tokenizer, run: RunDir, cfg: Config, spec: methods.MethodSpec,
+def _save_final(accelerator, objective, tokenizer, run: RunDir, cfg: Config, spec: methods.MethodSpec,
                 head: str, base_source: str, processor=None) -> Path:
+    """The artifact in final/: the method's save, the objective's own weights beside it (CLIP's alignment)."""
+    model = objective.model
     state = sharding.full_state_dict(cfg, accelerator, model, whole_model=spec.artifact == "full-model")
     if accelerator.is_main_process:
         inner = accelerator.unwrap_model(model)
@@ -129,6 +133,7 @@ def _save_final(accelerator, model, tokenizer, run: RunDir, cfg: Config, spec: m
         def write(tmp: Path) -> None:
             with sharding.whole_state_dict(inner, state):
                 spec.save_trained(inner, cfg.method, tmp, base)
+            objective.save_beside(tmp)
 
         info = spec.info(cfg.method, base)
         if cfg.method.qat.bits is not None:
@@ -162,12 +167,16 @@ def train(cfg: Config, resume: bool = False) -> Path:
 
     tokenizer = load_tokenizer(cfg.model)
     images = load_images(resolve(cfg.model.name_or_path), model_config(cfg.model), tokenizer)  # None: text model
+    if images is None and cfg.objective.name in objectives.NEEDS_IMAGES:
+        raise ConfigError(f"objective.name: {cfg.objective.name} trains the vision side of a vision-language model; "
+                          f"{cfg.model.name_or_path} is a text model (build one with `seektune vision assemble`)")
     terms = TermMatcher.from_file(cfg.train.term_file) if cfg.train.term_file else None
     data = build_data(cfg.data, tokenizer, cfg.train.seed, terms, cfg.train.term_weight,
                       kind=objectives.DATA[cfg.objective.name], group_size=cfg.objective.group_size, images=images)
-    if data.report.train_images and (cfg.objective.name != "causal_lm" or cfg.continual.previous):
+    if data.report.train_images and (cfg.objective.name not in objectives.TAKES_IMAGES or cfg.continual.previous):
         raise ConfigError(f"objective.name: {cfg.objective.name} with continual.previous={cfg.continual.previous} "
-                          "does not take images yet; image data trains with causal_lm in a run of its own")
+                          "does not take images yet; image data trains with causal_lm, clip or caption in a run "
+                          "of its own")
     pad_id = tokenizer.pad_token_id
     plan, reweighter = make_plan(cfg, data, accelerator.num_processes)
     replay = continual.plan(data.train, tokenizer, accelerator.num_processes)
@@ -189,15 +198,17 @@ def train(cfg: Config, resume: bool = False) -> Path:
     if cfg.train.gradient_checkpointing:
         enable_gradient_checkpointing(model)
     hooks = HookList(([spec.hooks(model, cfg.method)] if spec.hooks else []) + continual.after_method(model))
-    trainable, total = trainable_summary(model)
-    if trainable == 0:
-        raise ConfigError("method: nothing is trainable with these settings")
     objective = objectives.build(model, cfg, tokenizer)
     objective.images = images
+    own = list(objective.own_parameters().values())   # CLIP's projections: outside the model, trained with it
+    trainable, total = (n + sum(p.numel() for p in own) for n in trainable_summary(model))
+    if trainable == 0:
+        raise ConfigError("method: nothing is trainable with these settings")
     collate, objective_line = objective.collate, objective.describe()
     unit_rate = f"{objective.unit}/s"   # the units the loss is normalised by: tokens, pairs or sampled answers
     objective, optimizer = sharding.prepare(cfg, accelerator, objective, lambda m: torch.optim.AdamW(
-        param_groups.build(m, cfg), lr=cfg.train.learning_rate, betas=(cfg.train.adam_beta1, cfg.train.adam_beta2)))
+        param_groups.build(m, cfg) + param_groups.own(own, cfg), lr=cfg.train.learning_rate,
+        betas=(cfg.train.adam_beta1, cfg.train.adam_beta2)))
     scheduler_name = "constant_with_warmup" if cfg.train.lr_scheduler == "constant" else cfg.train.lr_scheduler
     scheduler = get_scheduler(scheduler_name, optimizer, num_warmup_steps=int(cfg.train.warmup_ratio * total_steps),
                               num_training_steps=total_steps)
@@ -207,10 +218,12 @@ def train(cfg: Config, resume: bool = False) -> Path:
         accelerator.init_trackers(cfg.output.name, config=flat_config(cfg.model_dump(mode="json")))
     metrics = MetricsLog(run.metrics, enabled=is_main, log=accelerator.log if trackers else None)
     if resume_from is not None:
-        inner = accelerator.unwrap_model(objective).model
+        unwrapped = accelerator.unwrap_model(objective)
+        inner = unwrapped.model
         in_engine = sharding.load_engine_state(cfg, accelerator, resume_from, inner, optimizer)
         loop_state, rng, hook_state = checkpoint.load(resume_from, inner, optimizer, scheduler,
-                                                      accelerator.process_index, weights=not in_engine)
+                                                      accelerator.process_index, weights=not in_engine,
+                                                      own=unwrapped.own_parameters())
         hooks.load_state_dict(hook_state)
         state = LoopState(**loop_state)
         if reweighter is not None and state.domains:
@@ -296,7 +309,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
                 bar.write(f"step {state.step}: domain weights " + ", ".join(
                     f"{d} {w:.3f}" for d, w in sorted(plan.weights.items())))
         if cfg.train.save_every and state.step % cfg.train.save_every == 0 and state.step < total_steps:
-            _save_checkpoint(accelerator, run.checkpoints, state.step, accelerator.unwrap_model(objective).model,
+            _save_checkpoint(accelerator, run.checkpoints, state.step, accelerator.unwrap_model(objective),
                              optimizer, scheduler, state, cfg, hooks.state_dict())
     bar.close()
 
@@ -305,7 +318,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
         final_eval = _evaluate(objective, data.eval, cfg, accelerator, pad_id)
         metrics.write({"step": state.step, "eval_loss": final_eval,
                        **accelerator.unwrap_model(objective).pop_metrics(evaluation=True)})
-    final = _save_final(accelerator, accelerator.unwrap_model(objective).model, tokenizer, run, cfg, spec, head,
+    final = _save_final(accelerator, accelerator.unwrap_model(objective), tokenizer, run, cfg, spec, head,
                         model_cfg.name_or_path, images.processor if images is not None else None)
     if is_main:
         plot_loss(run.metrics, run.loss_plot)

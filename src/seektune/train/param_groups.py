@@ -50,3 +50,12 @@ def build(model: nn.Module, cfg: Config) -> list[dict]:
         decay = t.weight_decay if p.ndim >= 2 else 0.0
         groups.setdefault((rate, decay), []).append(p)
     return [{"params": params, "lr": rate, "weight_decay": decay} for (rate, decay), params in sorted(groups.items())]
+
+
+def own(params: list, cfg: Config) -> list[dict]:
+    """Groups for an objective's own weights (CLIP's projections and temperature): the base learning rate,
+    weight decay on matrices only."""
+    groups = [{"params": [p for p in params if p.ndim >= 2], "lr": cfg.train.learning_rate,
+               "weight_decay": cfg.train.weight_decay},
+              {"params": [p for p in params if p.ndim < 2], "lr": cfg.train.learning_rate, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]

@@ -38,7 +38,7 @@ def prepare(model: nn.Module, cfg: MethodConfig, total_steps: int = 1, tokenizer
     vision.check_method(model.config, cfg.name)
     prepared = spec.prepare(model, cfg, PrepareContext(total_steps, tokenizer_path))
     if vision.is_vision_language(model.config) and not spec.adapter:
-        vision.set_trainable_parts(prepared, cfg.vision.tower, cfg.vision.projector)
+        vision.set_trainable_parts(prepared, cfg.vision.tower, cfg.vision.projector, cfg.vision.language_model)
     return prepared
 
 

@@ -14,7 +14,8 @@ from seektune.config import Config
 from seektune.errors import ConfigError
 from seektune.models.unwrap import unwrap_peft
 from seektune.train.objectives.base import Objective
-from seektune.train.objectives.causal_lm import CausalLMObjective
+from seektune.train.objectives.causal_lm import CaptionObjective, CausalLMObjective
+from seektune.train.objectives.contrastive import ContrastiveObjective
 from seektune.train.objectives.distill import DistillationObjective
 from seektune.train.objectives.grpo import GRPOObjective
 from seektune.train.objectives.preference import PreferenceObjective
@@ -53,12 +54,18 @@ OBJECTIVES: dict[str, Callable[[nn.Module, Config, object], Objective]] = {
     "reward": lambda model, cfg, tokenizer: RewardObjective(model, cfg.objective),
     "grpo": _grpo,
     "kd": _kd,
+    "clip": lambda model, cfg, tokenizer: ContrastiveObjective(model, cfg.objective),
+    "caption": lambda model, cfg, tokenizer: CaptionObjective(model),
 }
 # what each objective's rows are (seektune.data.dataset KINDS) and which model head it trains
-DATA = {"causal_lm": "sft", "dpo": "pairs", "reward": "pairs", "grpo": "prompts", "kd": "sft"}
+DATA = {"causal_lm": "sft", "dpo": "pairs", "reward": "pairs", "grpo": "prompts", "kd": "sft", "clip": "captions",
+        "caption": "sft"}
+NEEDS_IMAGES = ("clip", "caption")   # vision-language stages: a vision-language model and images in the data
+TAKES_IMAGES = ("causal_lm", *NEEDS_IMAGES)
 HEAD = {"reward": "reward"}
 
-__all__ = ["DATA", "HEAD", "OBJECTIVES", "CausalLMObjective", "DistillationObjective", "GRPOObjective", "Objective", "PreferenceObjective",
+__all__ = ["DATA", "HEAD", "NEEDS_IMAGES", "OBJECTIVES", "TAKES_IMAGES", "CaptionObjective", "CausalLMObjective",
+           "ContrastiveObjective", "DistillationObjective", "GRPOObjective", "Objective", "PreferenceObjective",
            "RewardObjective", "build"]
 
 

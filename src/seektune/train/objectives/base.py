@@ -47,6 +47,14 @@ class Objective(nn.Module):
         the step or the evaluation; none by default."""
         return {}
 
+    def own_parameters(self) -> dict[str, nn.Parameter]:
+        """Weights of the objective itself, outside the model (CLIP's projections and temperature): trained,
+        checkpointed and saved with the run."""
+        return {n: p for n, p in self.named_parameters() if p.requires_grad and not n.startswith("model.")}
+
+    def save_beside(self, directory) -> None:
+        """Write the objective's own weights next to the saved model (nothing by default)."""
+
 
 class PairStats:
     """Running means of a pairwise objective's scores (chosen, rejected, margin, share chosen > rejected), kept

@@ -83,3 +83,13 @@ class CausalLMObjective(Objective):
         if weights is not None:
             losses = losses * weights[supervised]
         return losses.sum(), supervised.sum()
+
+
+class CaptionObjective(CausalLMObjective):
+    """LLaVA's projector pre-training: cross-entropy on captions (or any answers about images) with the
+    language model frozen by the config, so only the projector (and a tower set to train) learn."""
+
+    name = "caption"
+
+    def describe(self) -> str:
+        return f"caption (cross-entropy on the answers, language model frozen; selective head: {self.selective_head})"
