@@ -13,6 +13,7 @@ from torch import nn
 from seektune.config import Config
 from seektune.errors import ConfigError
 from seektune.models.unwrap import unwrap_peft
+from seektune.objective_config import VISION_ALIGNMENT
 from seektune.train.objectives.base import Objective
 from seektune.train.objectives.causal_lm import CaptionObjective, CausalLMObjective
 from seektune.train.objectives.contrastive import ContrastiveObjective
@@ -60,7 +61,7 @@ OBJECTIVES: dict[str, Callable[[nn.Module, Config, object], Objective]] = {
 # what each objective's rows are (seektune.data.dataset KINDS) and which model head it trains
 DATA = {"causal_lm": "sft", "dpo": "pairs", "reward": "pairs", "grpo": "prompts", "kd": "sft", "clip": "captions",
         "caption": "sft"}
-NEEDS_IMAGES = ("clip", "caption")   # vision-language stages: a vision-language model and images in the data
+NEEDS_IMAGES = VISION_ALIGNMENT   # vision-language stages: a vision-language model and images in the data
 TAKES_IMAGES = ("causal_lm", *NEEDS_IMAGES)
 HEAD = {"reward": "reward"}
 

@@ -5,7 +5,7 @@ hidden states over the caption (`text_features: hidden`) or of its input embeddi
 `pair_with: views` there is no text: two augmented views of each image are the pair (stage 1, the tower alone).
 
 The projections and the temperature are the objective's own weights: checkpointed with the run and written beside
-the model as alignment.safetensors, which retrieval evaluation reads.
+the model as alignment.safetensors, which `load_alignment` reads back to embed images and captions (retrieval).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from seektune.data.captions import CaptionRow, collate_captions
-from seektune.errors import ConfigError
+from seektune.errors import ConfigError, ModelError
 from seektune.models.unwrap import unwrap_peft
 from seektune.models.vision import language_model, parts, text_config
 from seektune.train.objectives.base import Objective
@@ -142,5 +142,8 @@ def load_alignment(model: nn.Module, directory) -> ContrastiveObjective | None:
     settings = SimpleNamespace(embedding_dim=saved["embedding_dim"], text_features=saved["text_features"],
                                pair_with=saved["pair_with"], init_temperature=saved["temperature"])
     aligned = ContrastiveObjective(model, settings)
-    aligned.load_state_dict(load_file(str(directory / ALIGNMENT_WEIGHTS)), strict=False)
+    missing = aligned.load_state_dict(load_file(str(directory / ALIGNMENT_WEIGHTS)), strict=False).missing_keys
+    if any(not k.startswith("model.") for k in missing):
+        raise ModelError(f"{directory / ALIGNMENT_WEIGHTS} lacks {[k for k in missing if not k.startswith('model.')]}"
+                         f" that {ALIGNMENT_CONFIG} describes; it was written by another run")
     return aligned.eval()
