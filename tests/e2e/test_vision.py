@@ -202,3 +202,47 @@ def test_lora_family_adapts_the_language_model_only(tmp_path, vision_setup, meth
     adapted = {k for k in weights if "lora_" in k}
     assert adapted and all("language_model" in k for k in adapted)
     assert any("multi_modal_projector" in k for k in weights) and not any("vision_tower" in k for k in weights)
+
+
+def test_eval_answers_image_questions_and_retrieves_by_likelihood(lora_run, vision_setup, tmp_path):
+    """`seektune eval` on held-out squares: the tuned model answers from the image (EM 1, the base does not), and
+    the likelihood retrieval finds each image's answer among the task's answers both ways."""
+    import yaml
+
+    _, model_dir, _, heldout = vision_setup
+    data = tmp_path / "heldout.jsonl"
+    data.write_text("".join(json.dumps({"question": "What colour is it?", "reference": f"It is {colour}.",
+                                        "image": path}) + "\n" for path, colour in heldout))
+    spec = {"models": [{"name": "base", "path": str(model_dir)}, {"name": "tuned", "path": str(lora_run)}],
+            "tasks": [{"name": "colour", "data": str(data)},
+                      {"name": "match", "type": "retrieval", "data": str(data)}],
+            "generation": {"max_new_tokens": 8},
+            "efficiency": {"prompts": 1, "max_new_tokens": 2}, "output_dir": str(tmp_path / "eval")}
+    (tmp_path / "eval.yaml").write_text(yaml.safe_dump(spec))
+    assert main(["eval", str(tmp_path / "eval.yaml")]) == 0
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    colour, match = report["tasks"]["colour"]["models"], report["tasks"]["match"]["models"]
+    assert colour["tuned"]["clean"]["exact_match"] == 1.0
+    assert colour["base"]["clean"]["exact_match"] == 0.0
+    assert "typo" in colour["tuned"]                    # the typo pass ran around the image placeholder
+    assert match["tuned"]["clean"]["by"] == "likelihood" and match["tuned"]["clean"]["candidates"] == 2
+    assert match["tuned"]["clean"]["image_to_text_recall@1"] == 1.0
+    assert match["tuned"]["clean"]["text_to_image_recall@1"] == 1.0
+    assert report["efficiency"]["tuned"]["tokens_per_s"] > 0   # timed with the image's pixels
+    assert "image_to_text_recall@1" in (tmp_path / "eval" / "report.md").read_text()
+
+
+def test_eval_refuses_image_tasks_for_a_text_model(tiny_llama_dir, vision_setup, tmp_path):
+    import yaml
+
+    from seektune.errors import DataError
+    from seektune.evaluate import eval_config
+    from seektune.evaluate.runner import Runner
+
+    path, colour = vision_setup[3][0]
+    data = tmp_path / "q.jsonl"
+    data.write_text(json.dumps({"question": "What colour?", "reference": colour, "image": path}) + "\n")
+    (tmp_path / "eval.yaml").write_text(yaml.safe_dump({"models": [{"name": "text", "path": str(tiny_llama_dir)}],
+                                                        "tasks": [{"name": "q", "data": str(data)}]}))
+    with pytest.raises(DataError, match="task q has images, but model text .* reads text only"):
+        Runner(eval_config.load(tmp_path / "eval.yaml")).run()

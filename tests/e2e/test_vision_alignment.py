@@ -9,6 +9,8 @@ import torch
 from safetensors.torch import load_file
 
 from seektune.config import load as load_config
+from seektune.data.examples import load_examples
+from seektune.evaluate.retrieval import recall_at_k, retrieval
 from seektune.errors import ConfigError
 from seektune.models.loading import load_model, load_tokenizer
 from seektune.models.vision import load_images
@@ -72,6 +74,12 @@ def test_clip_aligns_held_out_images_with_their_captions(tmp_path, vision_setup,
     text_emb = aligned.embed_texts(encoded["input_ids"], encoded["attention_mask"])
     retrieved = [names[i] for i in (image_emb @ text_emb.T).argmax(1).tolist()]
     assert retrieved == [c for _, c in heldout]                         # unseen shades find their caption
+
+    pairs = tmp_path / "heldout-captions.jsonl"                         # the same through seektune eval's task
+    pairs.write_text("".join(json.dumps({"image": p, "text": CAPTIONS[c]}) + "\n" for p, c in heldout))
+    scores = retrieval(tuned, tokenizer, images, final, load_examples(pairs), "auto")
+    assert scores["by"] == "alignment" and scores["candidates"] == 2
+    assert scores["image_to_text_recall@1"] == scores["text_to_image_recall@1"] == 1.0
 
 
 def test_caption_trains_the_projector_against_a_frozen_language_model(tmp_path, vision_setup,  # noqa: F811
@@ -138,3 +146,14 @@ def test_clip_on_a_text_model_says_what_to_do(tmp_path, tiny_llama_dir, caption_
                                    method={"name": "full"}))
     with pytest.raises(ConfigError, match="vision assemble"):
         train(cfg)
+
+
+def test_recall_counts_ranks_both_ways_with_repeated_captions():
+    """Three images, two captions (images 0 and 2 share caption 0): image 1 ranks its caption second; caption 1's
+    best image is image 1 only at rank 2."""
+    similarity = torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]])
+    scores = recall_at_k(similarity, [0, 1, 0], ks=(1, 2))
+    assert scores["image_to_text_recall@1"] == pytest.approx(1 / 3)      # image 0 only (image 2 prefers caption 1)
+    assert scores["image_to_text_recall@2"] == 1.0
+    assert scores["text_to_image_recall@1"] == 0.5                      # caption 0 -> image 0; caption 1 -> image 2
+    assert scores["image_to_text_mean_rank"] == pytest.approx(5 / 3)

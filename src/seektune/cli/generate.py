@@ -20,6 +20,11 @@ def run(args) -> None:
         raise ConfigError("--best-of N needs --reward DIR: the reward model that picks the best of the N answers")
     set_threads()
     examples = load_examples(args.prompts, args.system, args.limit)
+    with_image = next((e for e in examples if e.images), None)
+    if with_image is not None:
+        raise ConfigError(f"{with_image.where}: the record has images; seektune generate answers text prompts. "
+                          "Score image questions with seektune eval (a generation task) or ask with "
+                          "seektune chat RUN --image FILE")
     model, tokenizer = open_artifact(args.model).load()
     reward = RewardModel(args.reward) if args.reward else None
     choices = answer_all(model, tokenizer, [e.messages for e in examples], args.best_of, reward,

@@ -273,15 +273,21 @@ def read_file(path: str | Path, fmt: Format = "auto", system_prompt: str | None 
     base_dir = Path(path).resolve().parent
 
     def parse(value: object, where: str) -> Record:
-        content = normalise(value, fmt, system_prompt, reasoning_field)
-        refs = raw_images(value) if isinstance(value, dict) else []
-        if not refs:
-            return Record(where, content)
-        if isinstance(content, str):   # an image-caption pair: the caption is the answer to the image alone
-            if len(refs) != 1:
-                raise ValueError(f"an image-caption record holds one image, not {len(refs)}")
-            content = [{"role": "user", "content": PLACEHOLDER}, {"role": "assistant", "content": content}]
-        messages, resolved = attach_images(content, refs, base_dir)
-        return Record(where, messages, resolved)
+        content, resolved = with_images(value, normalise(value, fmt, system_prompt, reasoning_field), base_dir)
+        return Record(where, content, resolved)
 
     return read_checked(path, parse, on_error, report)
+
+
+def with_images(value: object, content: Union[Conversation, str], base_dir: Path) -> tuple[Union[Conversation, str],
+                                                                                           list[str]]:
+    """A normalised record with its images attached (placeholders placed, files resolved beside the data file
+    and checked); an image-caption pair becomes a user turn holding the image and the caption as the answer."""
+    refs = raw_images(value) if isinstance(value, dict) else []
+    if not refs:
+        return content, []
+    if isinstance(content, str):   # an image-caption pair: the caption is the answer to the image alone
+        if len(refs) != 1:
+            raise ValueError(f"an image-caption record holds one image, not {len(refs)}")
+        content = [{"role": "user", "content": PLACEHOLDER}, {"role": "assistant", "content": content}]
+    return attach_images(content, refs, base_dir)

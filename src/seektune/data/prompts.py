@@ -18,6 +18,11 @@ class PromptRow:
     group_size: int
 
     @property
+    def images(self) -> list[str]:
+        """The prompt's images (the loop refuses image data for objectives that do not take images)."""
+        return self.example.images
+
+    @property
     def supervised(self) -> int:
         """Units of the loss: every sampled completion counts once."""
         return self.group_size

@@ -8,8 +8,7 @@ import time
 import torch
 from transformers.generation.streamers import BaseStreamer
 
-from seektune.data.render import end_of_turn_ids
-from seektune.models.generation import chat_prompt_ids
+from seektune.data.render import Renderer, end_of_turn_ids
 
 
 class _Clock(BaseStreamer):
@@ -29,16 +28,21 @@ class _Clock(BaseStreamer):
 
 
 @torch.no_grad()
-def timed_generation(model, tokenizer, messages: list[dict], max_new_tokens: int) -> dict:
-    """Time to first token (prompt processing + first step), ms per later token, and tokens/s, greedy."""
-    ids = chat_prompt_ids(tokenizer, messages).to(model.device)
+def timed_generation(model, tokenizer, messages: list[dict], max_new_tokens: int, images=None,
+                     image_files: list[str] = ()) -> dict:
+    """Time to first token (prompt processing + first step: image encoding included), ms per later token, and
+    tokens/s, greedy. `images`: a vision-language model's processor, for prompts with `image_files`."""
+    ids = torch.tensor([Renderer(tokenizer, max_length=1 << 30, images=images).prompt_ids(messages, image_files)])
+    ids = ids.to(model.device)
+    pixels = images.pixel_values(list(image_files)) if image_files else {}
     clock = _Clock()
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     start = time.perf_counter()
     out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
                          max_new_tokens=max_new_tokens, eos_token_id=end_of_turn_ids(tokenizer),
-                         pad_token_id=tokenizer.pad_token_id, streamer=clock)
+                         pad_token_id=tokenizer.pad_token_id, streamer=clock,
+                         **{k: v.to(model.device) for k, v in pixels.items()})
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     end = time.perf_counter()

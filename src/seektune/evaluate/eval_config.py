@@ -10,7 +10,9 @@ from pydantic import Field, model_validator
 from seektune import config
 from seektune.schema import Section, beside
 
-TaskType = Literal["generation", "classification", "citation", "perplexity"]
+TaskType = Literal["generation", "classification", "citation", "perplexity", "retrieval"]
+# tasks scored once per model (a measurement), not answer by answer
+MEASURED = ("perplexity", "retrieval")
 
 
 class ModelEntry(Section):
@@ -20,9 +22,10 @@ class ModelEntry(Section):
 
 class TaskConfig(Section):
     name: str = Field(description="task name in the report")
-    type: TaskType = Field("generation", description="generation | classification | citation | perplexity")
-    data: str = Field(description="JSONL: alpaca/sharegpt/openai records (last answer = reference) or "
-                      "{question, reference[, key_fact | label]}")
+    type: TaskType = Field("generation", description="generation | classification | citation | perplexity | "
+                           "retrieval (image-text recall@1/5 both ways; vision-language models)")
+    data: str = Field(description="JSONL: alpaca/sharegpt/openai records (last answer = reference), "
+                      "{question, reference[, key_fact | label][, image]} or image-caption pairs {image, text}")
     system_prompt: str | None = Field(None, description="system message for every prompt")
     limit: int = Field(0, ge=0, description="use only the first N examples (0 = all)")
     labels: list[str] = Field(default_factory=list, description="classification: the label set")
@@ -30,6 +33,9 @@ class TaskConfig(Section):
     label_aliases: dict[str, str] = Field(default_factory=dict, description="classification: word -> label")
     high_risk: str | None = Field(None, description="classification: the label whose recall is reported")
     general: bool = Field(False, description="a general-ability task: used for the forgetting check")
+    retrieval_by: Literal["auto", "alignment", "likelihood"] = Field(
+        "auto", description="retrieval: score image-text pairs in the joint space a clip run saved "
+        "(alignment), by the model's log-probability of the caption (likelihood), or alignment where saved (auto)")
     score_reasoning: bool = Field(False, description="reasoning models: also score the reasoning against the "
                                   "reference's (the answer alone is scored by default)")
 
@@ -37,6 +43,8 @@ class TaskConfig(Section):
     def _labels(self) -> "TaskConfig":
         if self.type == "classification" and not self.labels:
             raise ValueError(f"task {self.name}: classification needs labels")
+        if self.retrieval_by != "auto" and self.type != "retrieval":
+            raise ValueError(f"task {self.name}: retrieval_by applies to retrieval tasks, not {self.type}")
         if self.high_risk and self.high_risk not in self.labels:
             raise ValueError(f"task {self.name}: high_risk {self.high_risk!r} is not one of labels {self.labels}")
         return self

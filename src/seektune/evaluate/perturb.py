@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import random
 
+from seektune.data.images import PLACEHOLDER
 from seektune.text import has_cjk
 
 
 def add_typos(text: str, rate: float, seed: int) -> str:
-    """Perturb about `rate` of the letters (at least one when the text has any)."""
+    """Perturb about `rate` of the letters (at least one when the text has any); image placeholders stay whole."""
+    if PLACEHOLDER in text:
+        pieces = text.split(PLACEHOLDER)
+        return PLACEHOLDER.join(add_typos(p, rate, seed + k) if any(c.isalpha() for c in p) else p
+                                for k, p in enumerate(pieces))
     rng = random.Random(seed)
     chars = list(text)
     positions = [i for i, c in enumerate(chars) if c.isalpha()]

@@ -23,6 +23,12 @@ DEFINITIONS = """## Metric definitions
   digits); citation_law: it names the law. Names count with or without 《》 (the laws of laws.db, full or short,
   longest first: 劳动法 is not credited for 劳动合同法).
 - perplexity: exp(mean NLL) over supervised tokens only (answers + end-of-turn), rendered as in training.
+- image questions: examples with images are answered by a vision-language model from the image and scored like
+  text (EM, F1, ...); image placeholders are never perturbed by the typo pass.
+- retrieval: each image's caption ranks among the task's distinct captions (image_to_text_recall@k: in the top k;
+  mean_rank from 1) and each distinct caption ranks all images (text_to_image_recall@k: an image of that caption in
+  the top k). by = alignment: cosine in the joint space a clip run saved; likelihood: the model's mean log-probability
+  of the caption as the answer to the image, rendered as in training.
 - robustness: the task's primary metric on inputs with typos (same perturbation for every model) and the drop.
 - efficiency: greedy, one prompt at a time after a warm-up; ttft = prompt processing + first token.
 - forgetting: relative change on general tasks against the baseline model, flagged past the threshold.

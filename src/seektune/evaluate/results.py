@@ -4,7 +4,12 @@ deltas, the weighted scorecard, and the worst examples."""
 from __future__ import annotations
 
 from seektune.evaluate import continual
+from seektune.evaluate.eval_config import MEASURED
 from seektune.evaluate.scoring import aggregate, lower_is_better, primary_metric
+
+MEASUREMENT_KEYS = {"perplexity": ("perplexity", "nll_per_token", "tokens"),
+                    "retrieval": ("image_to_text_recall@1", "image_to_text_recall@5", "text_to_image_recall@1",
+                                  "text_to_image_recall@5", "image_to_text_mean_rank", "images", "candidates", "by")}
 
 def collect(runner) -> dict:
     cfg, store = runner.cfg, runner.store
@@ -13,12 +18,12 @@ def collect(runner) -> dict:
     tasks: dict = {}
     for task in cfg.tasks:
         entry = {"type": task.type, "general": task.general, "models": {}}
-        if task.type == "perplexity":
-            entry["primary"] = "perplexity"
+        if task.type in MEASURED:
+            entry["primary"] = primary_metric(task, False)
             for m in cfg.models:
-                row = store.measurement(m.name, f"perplexity:{task.name}", runner.task_fp(m, task))
+                row = store.measurement(m.name, f"{task.type}:{task.name}", runner.task_fp(m, task))
                 if row:
-                    entry["models"][m.name] = {"clean": {k: row[k] for k in ("perplexity", "nll_per_token", "tokens")}}
+                    entry["models"][m.name] = {"clean": {k: row[k] for k in MEASUREMENT_KEYS[task.type]}}
             tasks[task.name] = entry
             continue
         examples = runner.examples[task.name]
@@ -71,8 +76,8 @@ def forgetting(tasks: dict, baseline: str, threshold: float) -> dict:
                 continue
             for metric, old in before.items():
                 new = variants["clean"].get(metric)
-                if not isinstance(old, (int, float)) or not isinstance(new, (int, float)) or metric == "examples" \
-                        or metric == "tokens":
+                if not isinstance(old, (int, float)) or not isinstance(new, (int, float)) or \
+                        metric in ("examples", "tokens", "images", "candidates"):
                     continue
                 change = (new - old) / abs(old) if old else float(new != old) * (1.0 if new > old else -1.0)
                 worse = change > threshold if lower_is_better(metric) else -change > threshold
@@ -123,7 +128,7 @@ def worst_examples(runner, baseline: str, limit: int = 8) -> list[dict]:
     model is evaluated), so a person can read what went wrong."""
     rows = []
     for task in runner.cfg.tasks:
-        if task.type == "perplexity":
+        if task.type in MEASURED:
             continue
         examples = runner.examples[task.name]
         metric = primary_metric(task, any(e.key_fact for e in examples))

@@ -1,7 +1,8 @@
 """Evaluate several models on the same tasks, writing every result as it is produced (resumable).
 
 Order: for each model (loaded once): each task's examples in batches, clean then perturbed inputs;
-perplexity tasks; the efficiency measurement. Results go to the store first; aggregation reads the store.
+perplexity and retrieval tasks (one measurement each); the efficiency measurement. Results go to the store first;
+aggregation reads the store. Examples with images go to a vision-language model with their pixels, as in training.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from seektune.artifacts import load_for_inference
+from seektune.artifacts import open_artifact
 from seektune.atomic import sha256
 from seektune.evaluate.batch_generation import timed_generation
 from seektune.models.generation import generate_answers
-from seektune.evaluate.eval_config import EvalConfig, ModelEntry, TaskConfig
+from seektune.evaluate.eval_config import MEASURED, EvalConfig, ModelEntry, TaskConfig
 from seektune.data.examples import Example, load_examples, load_records
 from seektune.evaluate.perplexity import perplexity
 from seektune.evaluate.perturb import add_typos
+from seektune.evaluate.retrieval import check_examples, retrieval
 from seektune.evaluate.scoring import score_example
 from seektune.evaluate.store import ResultStore
 from seektune.errors import DataError
@@ -65,6 +67,8 @@ class Runner:
                 raise DataError(f"task {task.name}: data file not found: {task.data}")
             if task.type != "perplexity":
                 self.examples[task.name] = load_examples(task.data, task.system_prompt, task.limit)
+            if task.type == "retrieval":
+                check_examples(task.name, self.examples[task.name])
         self.data_hash = {t.name: sha256(t.data) for t in cfg.tasks}
 
     def task_fp(self, model: ModelEntry, task: TaskConfig) -> str:
@@ -72,13 +76,13 @@ class Runner:
                            self.cfg.generation.model_dump(), self.cfg.robustness.model_dump())
 
     def variants(self, task: TaskConfig) -> list[str]:
-        return ["clean", "typo"] if self.cfg.robustness.enabled and task.type != "perplexity" else ["clean"]
+        return ["clean", "typo"] if self.cfg.robustness.enabled and task.type not in MEASURED else ["clean"]
 
     def pending(self, model: ModelEntry) -> bool:
         for task in self.cfg.tasks:
             fp = self.task_fp(model, task)
-            if task.type == "perplexity":
-                if self.store.measurement(model.name, f"perplexity:{task.name}", fp) is None:
+            if task.type in MEASURED:
+                if self.store.measurement(model.name, f"{task.type}:{task.name}", fp) is None:
                     return True
                 continue
             for variant in self.variants(task):
@@ -113,22 +117,36 @@ class Runner:
             if not self.pending(model_entry):
                 print(f"{model_entry.name}: all results already in {self.out} (resumed)", flush=True)
                 continue
-            model, tokenizer = load_for_inference(model_entry.path)
-            model.eval()
+            artifact = open_artifact(model_entry.path)
+            model, tokenizer = artifact.load()
+            images = self._images(model_entry, artifact)
             for task in self.cfg.tasks:
                 if task.type == "perplexity":
                     self._perplexity(model_entry, task, model, tokenizer)
+                elif task.type == "retrieval":
+                    self._retrieval(model_entry, task, model, tokenizer, images, artifact.path)
                 else:
                     for variant in self.variants(task):
-                        self._generate(model_entry, task, variant, model, tokenizer)
+                        self._generate(model_entry, task, variant, model, tokenizer, images)
             if self.cfg.efficiency.enabled:
-                self._efficiency(model_entry, model, tokenizer)
+                self._efficiency(model_entry, model, tokenizer, images)
             if self.cfg.harness.tasks:
                 self._harness(model_entry, model, tokenizer)
             del model
             gc.collect()
 
-    def _generate(self, entry: ModelEntry, task: TaskConfig, variant: str, model, tokenizer) -> None:
+    def _images(self, entry: ModelEntry, artifact):
+        """The model's processor when any task has images (refused for a text model, naming the task)."""
+        with_images = [t.name for t in self.cfg.tasks if any(e.images for e in self.examples.get(t.name, []))]
+        if not with_images:
+            return None
+        images = artifact.load_images()
+        if images is None:
+            raise DataError(f"task {with_images[0]} has images, but model {entry.name} ({entry.path}) reads text "
+                            "only; evaluate a vision-language model on it")
+        return images
+
+    def _generate(self, entry: ModelEntry, task: TaskConfig, variant: str, model, tokenizer, images) -> None:
         fp = self.task_fp(entry, task)
         todo = [e for e in self.examples[task.name]
                 if self.store.prediction(entry.name, task.name, variant, e.index, fp) is None]
@@ -140,11 +158,14 @@ class Runner:
             batch = todo[start:start + gen.batch_size]
             prompts = [e.messages if variant == "clean" else perturbed(e, rob.typo_rate, rob.seed) for e in batch]
             answers = generate_answers(model, tokenizer, prompts, gen.max_new_tokens, gen.temperature,
-                                       gen.max_thinking_tokens)
+                                       gen.max_thinking_tokens, images=images,
+                                       prompt_images=[e.images for e in batch])
             for example, prompt, answer in zip(batch, prompts, answers):
                 row = {"model": entry.name, "task": task.name, "variant": variant, "index": example.index, "fp": fp,
                        "prompt": prompt[-1]["content"], "prediction": answer.answer,
                        "scores": score_example(task, example, answer.answer, answer.reasoning)}
+                if example.images:
+                    row["images"] = example.images
                 if answer.thought:
                     row.update(reasoning=answer.reasoning, reasoning_tokens=answer.reasoning_tokens,
                                think_closed=answer.closed)
@@ -158,18 +179,25 @@ class Runner:
             result = perplexity(model, tokenizer, load_records(task.data, task.limit))
             self.store.add_measurement({"model": entry.name, "kind": f"perplexity:{task.name}", "fp": fp, **result})
 
-    def _efficiency(self, entry: ModelEntry, model, tokenizer) -> None:
+    def _retrieval(self, entry: ModelEntry, task: TaskConfig, model, tokenizer, images, model_dir) -> None:
+        fp = self.task_fp(entry, task)
+        if self.store.measurement(entry.name, f"retrieval:{task.name}", fp) is None:
+            result = retrieval(model, tokenizer, images, Path(model_dir) if Path(model_dir).is_dir() else None,
+                               self.examples[task.name], task.retrieval_by)
+            self.store.add_measurement({"model": entry.name, "kind": f"retrieval:{task.name}", "fp": fp, **result})
+
+    def _efficiency(self, entry: ModelEntry, model, tokenizer, images) -> None:
         fp = self.efficiency_fp(entry)
         if self.store.measurement(entry.name, "efficiency", fp) is not None:
             return
         eff = self.cfg.efficiency
-        prompts = [e.messages for examples in self.examples.values() for e in examples][: eff.prompts]
+        prompts = [e for examples in self.examples.values() for e in examples][: eff.prompts]
         if not prompts:
             return
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
-        timed_generation(model, tokenizer, prompts[0], 4)  # warm-up (allocations, kernels)
-        runs = [timed_generation(model, tokenizer, p, eff.max_new_tokens) for p in prompts]
+        timed_generation(model, tokenizer, prompts[0].messages, 4, images, prompts[0].images)  # warm-up
+        runs = [timed_generation(model, tokenizer, e.messages, eff.max_new_tokens, images, e.images) for e in prompts]
         mean = {k: sum(r[k] for r in runs) / len(runs) for k in ("ttft_ms", "ms_per_token", "tokens_per_s")}
         weights = weight_bytes(model)   # stored bytes, quantized tensors included
         peak = (torch.cuda.max_memory_allocated() if torch.cuda.is_available()

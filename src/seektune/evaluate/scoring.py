@@ -41,6 +41,8 @@ def primary_metric(task: TaskConfig, has_key_fact: bool) -> str:
         return "citation_exact"
     if task.type == "perplexity":
         return "perplexity"
+    if task.type == "retrieval":
+        return "image_to_text_recall@1"
     return "key_fact" if has_key_fact else "f1"
 
 
@@ -69,4 +71,4 @@ def aggregate(task: TaskConfig, examples: list[Example], rows: list[dict]) -> di
 
 
 def lower_is_better(metric: str) -> bool:
-    return metric in ("perplexity", "nll_per_token", "ttft_ms", "ms_per_token")
+    return metric in ("perplexity", "nll_per_token", "ttft_ms", "ms_per_token", "image_to_text_mean_rank")

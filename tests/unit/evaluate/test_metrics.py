@@ -114,3 +114,9 @@ def test_citation_credit_stops_at_three_distinct_articles():
 def test_rouge_of_an_empty_answer_is_a_float_zero():
     # rouge-score returns int 0 for no overlap; the aggregate keeps only floats, so the metric vanished from reports
     assert all(type(v) is float and v == 0.0 for v in rouge("", "劳动者可以解除劳动合同").values())
+
+
+def test_typos_leave_image_placeholders_whole():
+    text = "<image>\nWhat colour is the square in this image?<image>"
+    noisy = add_typos(text, 0.5, 7)
+    assert noisy != text and noisy.count("<image>") == 2 and noisy.startswith("<image>\n")
