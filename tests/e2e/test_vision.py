@@ -246,3 +246,85 @@ def test_eval_refuses_image_tasks_for_a_text_model(tiny_llama_dir, vision_setup,
                                                         "tasks": [{"name": "q", "data": str(data)}]}))
     with pytest.raises(DataError, match="task q has images, but model text .* reads text only"):
         Runner(eval_config.load(tmp_path / "eval.yaml")).run()
+
+
+def _data_url(path: str) -> str:
+    import base64
+
+    return "data:image/png;base64," + base64.b64encode(open(path, "rb").read()).decode()
+
+
+def test_the_server_answers_image_url_parts(lora_run, vision_setup, tmp_path):
+    """OpenAI clients send images as data URLs in content parts: each answer comes from its own image, also when
+    requests share one prefill (the cache never answers one image with another's answer), and paths are refused."""
+    import threading
+    import time
+
+    import httpx
+    import openai
+
+    from seektune.serve.process import start_server
+
+    _, _, _, heldout = vision_setup
+    proc = start_server([str(lora_run), "--threads", "1", "--max-batch", "4"], tmp_path / "server.log")
+    try:
+        for _ in range(200):
+            if httpx.get(f"{proc.url}/health").status_code == 200:
+                break
+            time.sleep(0.1)
+        client = openai.OpenAI(base_url=f"{proc.url}/v1", api_key="none", max_retries=0, timeout=60)
+
+        def ask(path: str, url: str | None = None) -> str:
+            parts = [{"type": "image_url", "image_url": {"url": url or _data_url(path)}},
+                     {"type": "text", "text": "What colour is it?"}]
+            reply = client.chat.completions.create(model="run", messages=[{"role": "user", "content": parts}],
+                                                   max_tokens=8, temperature=0)
+            return reply.choices[0].message.content
+
+        answers = [ask(path) for path, _ in heldout]
+        assert answers == [f"It is {colour}." for _, colour in heldout]
+        together: dict[int, str] = {}
+        threads = [threading.Thread(target=lambda i=i: together.__setitem__(i, ask(heldout[i][0]))) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [together[i] for i in range(4)] == answers
+        with pytest.raises(openai.BadRequestError, match="data URL"):
+            ask(heldout[0][0], url=heldout[0][0])
+        with pytest.raises(openai.BadRequestError, match="unreadable image"):
+            ask(heldout[0][0], url="data:image/png;base64,aGVsbG8=")
+    finally:
+        proc.stop()
+
+
+def test_one_prefill_gives_each_row_its_own_image(lora_run, vision_setup):
+    """All four held-out squares queued before the engine starts share one prefill (and a text-only row joins
+    them): each row answers its own image, and none of them leaves or reuses prefix KV."""
+    from seektune.data.render import Renderer
+    from seektune.serve.catalog import load_catalog
+    from seektune.serve.engine.base import GenerationRequest
+    from seektune.serve.engine.batched import BatchedEngine
+    from tests.unit.serve.test_serve_engine import Collector
+
+    _, _, _, heldout = vision_setup
+    catalog = load_catalog([str(lora_run)])
+    served = catalog.models["run"]
+    renderer = Renderer(served.tokenizer, 1 << 30, images=served.images)
+    question = [{"role": "user", "content": "<image>\nWhat colour is it?"}]
+    engine = BatchedEngine(catalog.model, 512, max_batch=8)
+    collector = Collector(len(heldout) + 1)
+    for i, (path, _) in enumerate(heldout):
+        engine.submit(GenerationRequest(renderer.prompt_ids(question, [path]), 8, collector.sink(i),
+                                        stop_ids=served.stop_ids, image_inputs=served.images.pixel_values([path])))
+    text_only = renderer.prompt_ids([{"role": "user", "content": "What colour is it?"}])
+    engine.submit(GenerationRequest(text_only, 3, collector.sink(len(heldout)), stop_ids=served.stop_ids))
+    engine.start()
+    try:
+        collector.wait()
+    finally:
+        engine.stop()
+    answers = [served.tokenizer.decode(collector.tokens[i], skip_special_tokens=True) for i in range(len(heldout))]
+    assert answers == [f"It is {colour}." for _, colour in heldout]
+    assert collector.finished[len(heldout)].reason in ("stop", "length")
+    assert engine.prefix_reused_tokens == 0 and len(engine.prefixes._entries) == 1   # the text row's KV only

@@ -131,7 +131,7 @@ def _from_sharegpt(record: dict, reasoning_field: str | None = None) -> Conversa
 _IMAGE_PARTS = ("image_url", "image")
 
 
-def _content_text(content: object, what: str) -> str:
+def content_text(content: object, what: str) -> str:
     """OpenAI content: a string, or a list of parts whose texts join and whose images become placeholders (a
     newline after one that text follows, as LLaVA's own template writes them)."""
     if not isinstance(content, list):
@@ -168,7 +168,7 @@ def _from_openai(record: dict, reasoning_field: str | None = None) -> Conversati
         if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant"):
             role = m.get("role") if isinstance(m, dict) else m
             raise ValueError(f"messages[{i}]: role must be system, user or assistant, got {role!r}")
-        out.append(_turn(m["role"], _content_text(m.get("content"), f"messages[{i}].content"),
+        out.append(_turn(m["role"], content_text(m.get("content"), f"messages[{i}].content"),
                          _separate_reasoning(m), f"messages[{i}]"))
     return out
 

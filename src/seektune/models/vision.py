@@ -25,12 +25,13 @@ class Parts:
     tower: str
     projector: str
     placeholder_text: str | None = None   # how one image is written in text; None: the processor's image token
+    rope_3d: bool = False                 # positions are (time, height, width) per token (Qwen2-VL's M-RoPE), not 1-D
 
 
 PARTS = {
     "llava": Parts("model.vision_tower", "model.multi_modal_projector"),
-    "qwen2_vl": Parts("model.visual", "model.visual.merger", "<|vision_start|><|image_pad|><|vision_end|>"),
-    "qwen2_5_vl": Parts("model.visual", "model.visual.merger", "<|vision_start|><|image_pad|><|vision_end|>"),
+    "qwen2_vl": Parts("model.visual", "model.visual.merger", "<|vision_start|><|image_pad|><|vision_end|>", True),
+    "qwen2_5_vl": Parts("model.visual", "model.visual.merger", "<|vision_start|><|image_pad|><|vision_end|>", True),
 }
 # methods whose peft or seektune implementation is exercised on vision-language models (tests/e2e/test_vision.py)
 METHODS = ("full", "freeze", "lora", "qlora", "adalora")
@@ -96,15 +97,57 @@ def set_trainable_parts(model: nn.Module, tower: str, projector: str, language: 
     inner.get_submodule(found.projector).requires_grad_(projector == "train")
 
 
+def uses_rope_3d(model: nn.Module) -> bool:
+    """Whether the model places tokens with 3-D positions (Qwen2-VL's M-RoPE): its batches need `rope_positions`."""
+    config = unwrap_peft(model).config
+    return is_vision_language(config) and parts(config).rope_3d
+
+
+def rope_positions(model: nn.Module, input_ids: torch.Tensor, position_ids: torch.Tensor,
+                   image_grid_thw: torch.Tensor | None = None) -> torch.Tensor:
+    """A 3-D-rope model's positions for a batch of rows, (4, batch, seq): the 1-D text positions (restarting at 0
+    per sample) and then each sample's (time, height, width) index from the model's own get_rope_index, the
+    positions its processor's inputs get at inference (image tokens on their grid; the text after an image goes
+    on from the grid's side, not its token count). 2-D position ids would give image tokens 1-D positions, and
+    transformers builds a packed row's block-diagonal mask only from the first row of this 4-row form. The
+    batch's runs of image tokens are its images in order (image i's grid is `image_grid_thw[i]`)."""
+    inner = unwrap_peft(model).model
+    config = inner.config
+    merge = config.vision_config.spatial_merge_size
+    grids = iter(image_grid_thw if image_grid_thw is not None else [])
+    rope = position_ids[None].repeat(3, 1, 1)
+    for b in range(input_ids.shape[0]):
+        starts = (position_ids[b] == 0).nonzero().flatten().tolist() + [input_ids.shape[1]]
+        for start, end in zip(starts, starts[1:]):
+            types = (input_ids[b, start:end] == config.image_token_id).int()
+            left, shown = int(types.sum()), []
+            while left > 0:
+                shown.append(next(grids))
+                left -= int(shown[-1].prod()) // merge ** 2
+            if shown:
+                rope[:, b, start:end] = inner.get_rope_index(input_ids[b:b + 1, start:end], types[None],
+                                                             image_grid_thw=torch.stack(shown))[0][:, 0]
+    return torch.cat([position_ids[None], rope])
+
+
+def token_types(model: nn.Module, input_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What generate() needs beside a 3-D-rope model's pixels: the token types (1 at image tokens), from which it
+    computes the positions training used; without them it silently falls back to 1-D positions."""
+    if not uses_rope_3d(model):
+        return {}
+    return {"mm_token_type_ids": (input_ids == unwrap_peft(model).config.image_token_id).int()}
+
+
 class ProcessorImages:
     """A processor as the data pipeline needs it: the text one image is written as, its token id, how many
     positions an image fills, and the pixel tensors of a batch's images (ImageTokens in seektune.data.images)."""
 
     def __init__(self, processor, config):
         self.processor = processor
+        self.parts = parts(config)
         tokenizer = processor.tokenizer
         image_token = getattr(processor, "image_token", None) or PLACEHOLDER
-        self.token = parts(config).placeholder_text or image_token
+        self.token = self.parts.placeholder_text or image_token
         self.token_id = tokenizer.convert_tokens_to_ids(image_token)
         if self.token_id is None or self.token_id == tokenizer.unk_token_id:
             raise ModelError(f"the processor's image token {image_token!r} is not in its tokenizer's vocabulary")

@@ -24,6 +24,7 @@ from seektune.serve.cache import ResponseCache
 from seektune.serve.catalog import Catalog, ServedModel
 from seektune.serve.engine.base import Engine
 from seektune.serve.errors import ApiError
+from seektune.serve.images import prompt_images
 from seektune.serve.metrics import Metrics
 from seektune.serve.options import ServeOptions
 
@@ -130,8 +131,8 @@ def _sse(payload: dict | str) -> str:
 def create_app(catalog: Catalog, engine: Engine, opts: ServeOptions, keys: ApiKeys) -> FastAPI:
     cache = ResponseCache(opts.cache_entries)
     metrics = Metrics(engine, cache)
-    renderers = {name: Renderer(m.tokenizer, max_length=1 << 30) for name, m in catalog.models.items()
-                 if m.has_chat_template}
+    renderers = {name: Renderer(m.tokenizer, max_length=1 << 30, images=m.images)
+                 for name, m in catalog.models.items() if m.has_chat_template}
     started = int(time.time())
     ready = {"now": False}
 
@@ -186,11 +187,11 @@ def create_app(catalog: Catalog, engine: Engine, opts: ServeOptions, keys: ApiKe
         return limit
 
     def generation(request: Request, served: ServedModel, body: schemas.SamplingRequest, prompt_ids: list[int],
-                   route: str, split_reasoning: bool) -> Generation:
+                   route: str, split_reasoning: bool, images=None) -> Generation:
         gen = Generation(served, prompt_ids, token_budget(len(prompt_ids), body.token_limit),
                          temperature=body.temperature, top_p=body.top_p, seed=body.seed, stops=body.stops,
                          route=route, split_reasoning=split_reasoning,
-                         max_reasoning_tokens=body.max_reasoning_tokens, engine=engine, cache=cache,
+                         max_reasoning_tokens=body.max_reasoning_tokens, images=images, engine=engine, cache=cache,
                          metrics=metrics, timeout_s=opts.request_timeout, disconnected=request.is_disconnected)
         gen.submit()
         return gen
@@ -222,11 +223,14 @@ def create_app(catalog: Catalog, engine: Engine, opts: ServeOptions, keys: ApiKe
         served = lookup(body.model)
         if served.name not in renderers:
             raise ApiError(400, f"{served.name} has no chat template; use /v1/completions", param="model")
+        urls = [url for m in body.messages for url in m.image_urls()]
+        images = prompt_images(served, urls)
         try:
-            prompt_ids = renderers[served.name].prompt_ids([m.as_template_message() for m in body.messages])
+            prompt_ids = renderers[served.name].prompt_ids([m.as_template_message() for m in body.messages],
+                                                           urls if images else [])
         except (DataError, ValueError, TypeError) as exc:   # jinja's raise_exception (e.g. roles must alternate)
             raise ApiError(400, f"messages: {exc}", param="messages") from None
-        gen = generation(request, served, body, prompt_ids, "chat", split_reasoning=True)
+        gen = generation(request, served, body, prompt_ids, "chat", split_reasoning=True, images=images)
         rid = schemas.new_id("chatcmpl")
         if body.stream:
             return _EventStream(_chat_stream(gen, rid, served.name, body), gen)

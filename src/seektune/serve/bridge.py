@@ -21,6 +21,14 @@ _POLL_S = 0.5   # how often a waiting request checks that its client is still th
 
 
 @dataclass
+class PromptImages:
+    """A chat request's images as the engine takes them: pixel tensors, and a digest for the response cache."""
+
+    pixels: dict
+    digest: str
+
+
+@dataclass
 class Delta:
     reasoning: str
     content: str
@@ -44,7 +52,7 @@ def _thinking_budget(tokenizer, budget: int | None, opened: bool) -> dict:
 class Generation:
     def __init__(self, served: ServedModel, prompt_ids: list[int], max_tokens: int, *, temperature: float,
                  top_p: float, seed: int | None, stops: list[str], route: str, split_reasoning: bool,
-                 max_reasoning_tokens: int | None,
+                 max_reasoning_tokens: int | None, images: "PromptImages | None" = None,
                  engine: Engine, cache: ResponseCache, metrics: Metrics, timeout_s: float,
                  disconnected: Callable[[], Awaitable[bool]]):
         self.served, self.prompt_ids, self.max_tokens = served, prompt_ids, max_tokens
@@ -54,14 +62,15 @@ class Generation:
         self.reasoning_on = split_reasoning and served.reasoning
         opened = self.reasoning_on and prompt_opens_reasoning(served.tokenizer, prompt_ids)
         self.text = TextStream(served.tokenizer, stops, ReasoningSplit(opened) if self.reasoning_on else None)
-        self.cache_key = cache.key(served.name, prompt_ids, max_tokens, stops, route, max_reasoning_tokens) \
-            if temperature == 0 else None
+        self.cache_key = cache.key(served.name, prompt_ids, max_tokens, stops, route, max_reasoning_tokens,
+                                   images.digest if images else "") if temperature == 0 else None
         self.cached = self.cache.get(self.cache_key) if self.cache_key else None
         self._queue: asyncio.Queue = asyncio.Queue()
         loop = asyncio.get_running_loop()
         self.request = GenerationRequest(
             prompt_ids, max_tokens, lambda event: loop.call_soon_threadsafe(self._queue.put_nowait, event),
             adapter=served.adapter, stop_ids=served.stop_ids, temperature=temperature, top_p=top_p, seed=seed,
+            image_inputs=images.pixels if images else None,
             **(_thinking_budget(served.tokenizer, max_reasoning_tokens, opened) if self.reasoning_on else {}))
         self.completion_tokens = 0
         self.cut_short: str | None = None   # why the generation ended early: timeout, else the client left

@@ -25,8 +25,9 @@ class ResponseCache:
 
     @staticmethod
     def key(model: str, prompt_ids: list[int], max_tokens: int, stops: list[str], route: str,
-            max_reasoning_tokens: int | None = None) -> tuple:
-        return model, route, tuple(prompt_ids), max_tokens, tuple(stops), max_reasoning_tokens
+            max_reasoning_tokens: int | None = None, images: str = "") -> tuple:
+        """`images`: a digest of the prompt's images (their tokens are the same whatever the picture)."""
+        return model, route, tuple(prompt_ids), max_tokens, tuple(stops), max_reasoning_tokens, images
 
     def get(self, key: tuple) -> CachedAnswer | None:
         if self.max_entries <= 0:

@@ -15,6 +15,8 @@ import torch
 
 from seektune.artifacts import load_many, open_artifact
 from seektune.config import ModelConfig
+from seektune.models.loading import model_config
+from seektune.models.vision import load_images, text_config
 from seektune.data.reasoning import THINK_CLOSE
 from seektune.data.render import end_of_turn_ids
 from seektune.errors import DataError, ModelError
@@ -33,6 +35,7 @@ class ServedModel:
     has_chat_template: bool
     reasoning: bool          # the vocabulary has </think>: R1-style answers are split into reasoning and content
     description: str
+    images: object = None    # a vision-language model's processor (models.vision.ProcessorImages); None: text only
 
 
 @dataclass
@@ -43,13 +46,13 @@ class Catalog:
     mixed_adapters: bool     # rows pass peft's `adapter_names`
 
 
-def _served(name: str, adapter: str | None, tokenizer, description: str) -> ServedModel:
+def _served(name: str, adapter: str | None, tokenizer, description: str, images=None) -> ServedModel:
     try:
         stops, templated = frozenset(end_of_turn_ids(tokenizer)), True
     except DataError:   # no chat template: completions only, ending at EOS
         stops, templated = frozenset({tokenizer.eos_token_id} - {None}), False
     reasoning = THINK_CLOSE in tokenizer.get_vocab()
-    return ServedModel(name, adapter, tokenizer, stops, templated, reasoning, description)
+    return ServedModel(name, adapter, tokenizer, stops, templated, reasoning, description, images)
 
 
 def display_name(ref: str) -> str:
@@ -74,7 +77,8 @@ def load_catalog(refs: list[str], base: str | None = None, merge: bool = True,
         raise ModelError("several models: serve adapters of one base (a whole model is served on its own)")
     if not adapters:
         model = artifacts[0].load_model(dtype)
-        catalog = {names[0]: _served(names[0], None, artifacts[0].load_tokenizer(), artifacts[0].describe())}
+        catalog = {names[0]: _served(names[0], None, artifacts[0].load_tokenizer(), artifacts[0].describe(),
+                                     artifacts[0].load_images())}
         return _finish(model, catalog, mixed=False)
 
     base_ref = base or adapters[0].base_model
@@ -85,7 +89,7 @@ def load_catalog(refs: list[str], base: str | None = None, merge: bool = True,
         artifact, name = adapters[0], names[0]
         model = artifact.attach_to(load_model(ModelConfig(name_or_path=base_ref), dtype), name) if base \
             else artifact.load_model(dtype, adapter_name=name)
-        served = _served(name, None, artifact.load_tokenizer(), artifact.describe())
+        served = _served(name, None, artifact.load_tokenizer(), artifact.describe(), artifact.load_images())
         if artifact.mergeable and merge:
             log.info("serving %s merged into its base (--no-merge keeps the adapter separate)", name)
             return _finish(model.merge_and_unload(), {name: served}, mixed=False)
@@ -98,10 +102,11 @@ def load_catalog(refs: list[str], base: str | None = None, merge: bool = True,
         if odd:
             raise ModelError(f"{', '.join(odd)}: only LoRA adapters can share a batch with other adapters; serve "
                              "the others one per process")
-    catalog = {base_name: _served(base_name, BASE_ADAPTER, load_tokenizer(ModelConfig(name_or_path=base_ref)),
-                                  f"base model {base_ref}")}
+    base_tokenizer = load_tokenizer(ModelConfig(name_or_path=base_ref))
+    base_images = load_images(base_ref, model_config(ModelConfig(name_or_path=base_ref)), base_tokenizer)
+    catalog = {base_name: _served(base_name, BASE_ADAPTER, base_tokenizer, f"base model {base_ref}", base_images)}
     for artifact, name in zip(adapters, loaded):
-        catalog[name] = _served(name, name, artifact.load_tokenizer(), artifact.describe())
+        catalog[name] = _served(name, name, artifact.load_tokenizer(), artifact.describe(), artifact.load_images())
     return _finish(model, catalog, mixed=True)
 
 
@@ -115,5 +120,5 @@ def _finish(model, models: dict[str, ServedModel], mixed: bool) -> Catalog:
         raise ModelError("prompt, prefix and p-tuning adapters are not served (their virtual tokens do not fit the "
                          "batched KV cache); `seektune chat` runs them")
     model.eval()
-    context = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
+    context = int(getattr(text_config(model.config), "max_position_embeddings", 0) or 2048)
     return Catalog(model, models, context, mixed)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from seektune.data.formats import content_text
 
 
 class _Strict(BaseModel):
@@ -19,16 +21,39 @@ class TextPart(_Strict):
     text: str
 
 
+class ImageURL(_Strict):
+    url: str
+    detail: Literal["auto", "low", "high"] | None = None   # accepted; the processor decides the resolution
+
+
+class ImagePart(_Strict):
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
 class ChatMessage(_Strict):
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart] | None = None
+    content: str | list[Annotated[TextPart | ImagePart, Field(discriminator="type")]] | None = None
     name: str | None = None
     reasoning_content: str | None = None   # DeepSeek's field on earlier assistant turns; templates drop it
 
+    @model_validator(mode="after")
+    def _images_from_the_user(self):
+        if self.role != "user" and self.image_urls():
+            raise ValueError("image_url parts go in user messages (the model reads images, it does not write them)")
+        return self
+
     def as_template_message(self) -> dict:
-        content = self.content if isinstance(self.content, str) else "".join(p.text for p in self.content or [])
+        """The message as training data writes it: image parts become `<image>` placeholders in the text."""
+        content = self.content if isinstance(self.content, str) else \
+            content_text([p.model_dump() for p in self.content or []], "content")
         role = "system" if self.role == "developer" else self.role
         return {"role": role, "content": content}
+
+    def image_urls(self) -> list[str]:
+        """The message's images, in order."""
+        return [] if isinstance(self.content, str) else \
+            [p.image_url.url for p in self.content or [] if isinstance(p, ImagePart)]
 
 
 class StreamOptions(_Strict):

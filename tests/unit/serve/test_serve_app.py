@@ -161,3 +161,19 @@ def test_clients_that_send_neutral_defaults_are_served(r1):
                           {"role": "developer", "content": [{"type": "text", "text": "Be brief."}]},
                           {"role": "user", "content": "Code?"}])
     assert reply.status_code == 200
+
+
+def test_image_url_parts_become_placeholders_like_training_data():
+    from pydantic import ValidationError
+
+    from seektune.serve.schemas import ChatMessage
+
+    url = "data:image/png;base64,AAAA"
+    message = ChatMessage(role="user", content=[{"type": "image_url", "image_url": {"url": url, "detail": "low"}},
+                                                {"type": "text", "text": "What digit is this?"}])
+    assert message.as_template_message() == {"role": "user", "content": "<image>\nWhat digit is this?"}
+    assert message.image_urls() == [url]
+    with pytest.raises(ValidationError, match="image_url parts go in user messages"):
+        ChatMessage(role="assistant", content=[{"type": "image_url", "image_url": {"url": url}}])
+    with pytest.raises(ValidationError):
+        ChatMessage(role="user", content=[{"type": "input_audio", "input_audio": {"data": "x"}}])

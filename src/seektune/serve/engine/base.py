@@ -46,6 +46,9 @@ class GenerationRequest:
     think_open: bool = False            # the prompt opened the block
     think_close: tuple[int, ...] = ()
     think_end: int | None = None
+    # a vision-language prompt's pixel tensors (pixel_values...), for its images in placeholder order; such a
+    # prompt never reuses or leaves prefix KV (its image tokens look alike whatever the picture)
+    image_inputs: dict | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
 
     def cancel(self) -> None:

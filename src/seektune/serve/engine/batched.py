@@ -151,8 +151,9 @@ class BatchedEngine(Engine):
         return admitted
 
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: DynamicCache,
-                 adapters: list[str | None]) -> torch.Tensor:
+                 adapters: list[str | None], image_inputs: dict | None = None) -> torch.Tensor:
         extra = {"adapter_names": [a or BASE_ADAPTER for a in adapters]} if self.mixed_adapters else {}
+        extra.update({k: v.to(self.device) for k, v in (image_inputs or {}).items()})
         out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                          position_ids=positions.to(self.device), past_key_values=cache, use_cache=True,
                          logits_to_keep=1, **extra)
@@ -162,7 +163,7 @@ class BatchedEngine(Engine):
         """Prefill new rows together. Each row is [padding][reused prefix KV][padding][rest of the prompt]: the
         reused columns go into the cache before the forward, the rest is fed as input; the attention mask hides
         both paddings and position ids count only real tokens."""
-        reuse = [self.prefixes.lookup(r.adapter, r.prompt_ids) for r in requests]
+        reuse = [(0, None) if r.image_inputs else self.prefixes.lookup(r.adapter, r.prompt_ids) for r in requests]
         cached = max(n for n, _ in reuse)
         rest = [r.prompt_ids[n:] for r, (n, _) in zip(requests, reuse)]
         width = max(len(x) for x in rest)
@@ -175,7 +176,7 @@ class BatchedEngine(Engine):
             mask[i, cached + width - len(tail):] = 1
             positions[i, width - len(tail):] = torch.arange(n, n + len(tail))
         cache = self._cache_with_prefixes(reuse, cached)
-        logits = self._forward(ids, mask, positions, cache, [r.adapter for r in requests])
+        logits = self._forward(ids, mask, positions, cache, [r.adapter for r in requests], _joined_images(requests))
         self._remember_prompts(requests, reuse, rest, cache, cached + width)
         now = time.perf_counter()
         rows = [_Row(r, make_generator(r.seed), len(r.prompt_ids), started=now,
@@ -204,6 +205,8 @@ class BatchedEngine(Engine):
             return
         cached = width - max(len(t) for t in rest)
         for i, (request, (n, _), tail) in enumerate(zip(requests, reuse, rest)):
+            if request.image_inputs:
+                continue
             kv = [(torch.cat([layer.keys[i, :, cached - n:cached], layer.keys[i, :, width - len(tail):]], dim=1),
                    torch.cat([layer.values[i, :, cached - n:cached], layer.values[i, :, width - len(tail):]], dim=1))
                   for layer in cache.layers]
@@ -287,3 +290,12 @@ class BatchedEngine(Engine):
         self._kv_shape = [(layer.keys[0], layer.values[0]) for layer in cache.layers]
         return sum(layer.keys.element_size() * (layer.keys[0].numel() + layer.values[0].numel())
                    for layer in cache.layers)
+
+
+def _joined_images(requests: list[GenerationRequest]) -> dict | None:
+    """The pixel tensors of a prefill's rows in row order: the model fills the batch's image-token runs in
+    order (row by row), so concatenating each row's images keeps every image at its own tokens."""
+    with_images = [r.image_inputs for r in requests if r.image_inputs]
+    if not with_images:
+        return None
+    return {k: torch.cat([inputs[k] for inputs in with_images]) for k in with_images[0]}
