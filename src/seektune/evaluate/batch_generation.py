@@ -9,6 +9,7 @@ import torch
 from transformers.generation.streamers import BaseStreamer
 
 from seektune.data.render import Renderer, end_of_turn_ids
+from seektune.models.vision import token_types
 
 
 class _Clock(BaseStreamer):
@@ -34,7 +35,7 @@ def timed_generation(model, tokenizer, messages: list[dict], max_new_tokens: int
     tokens/s, greedy. `images`: a vision-language model's processor, for prompts with `image_files`."""
     ids = torch.tensor([Renderer(tokenizer, max_length=1 << 30, images=images).prompt_ids(messages, image_files)])
     ids = ids.to(model.device)
-    pixels = images.pixel_values(list(image_files)) if image_files else {}
+    pixels = {**images.pixel_values(list(image_files)), **token_types(model, ids)} if image_files else {}
     clock = _Clock()
     if torch.cuda.is_available():
         torch.cuda.synchronize()

@@ -14,6 +14,7 @@ import torch
 from seektune.data.reasoning import THINK_CLOSE, THINK_OPEN, parse_generated, prompt_opens_reasoning
 from seektune.data.render import Renderer, end_of_turn_ids
 from seektune.errors import ConfigError
+from seektune.models.vision import token_types
 
 
 def chat_prompt_ids(tokenizer, messages: list[dict]) -> torch.Tensor:
@@ -47,6 +48,8 @@ def _generate(model, rows: list[list[int]], max_new_tokens: int, stops: list[int
     ids, mask = _padded(rows, pad)
     sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
     pixels = {k: v.to(model.device) for k, v in (image_inputs or {}).items()}
+    if pixels:   # a 3-D-rope model (Qwen2-VL) computes the positions training used from the token types
+        pixels.update({k: v.to(model.device) for k, v in token_types(model, ids).items()})
     out = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
                          max_new_tokens=max_new_tokens, eos_token_id=stops, pad_token_id=pad, streamer=streamer,
                          **pixels, **sampling)

@@ -178,6 +178,9 @@ def load_images(source: str, config, tokenizer=None) -> ProcessorImages | None:
     try:
         processor = AutoProcessor.from_pretrained(source)
     except (OSError, ValueError) as exc:
+        if "torchvision" in str(exc):   # transformers 5 builds Qwen2-VL's video processor with torchvision
+            raise ModelError(f"{source}: its processor needs torchvision (pip install torchvision, the build that "
+                             f"matches your torch {torch.__version__})") from None
         raise ModelError(f"{source} is a vision-language model but its processor does not load ({exc}); save the "
                          "processor (AutoProcessor.save_pretrained) in the model directory") from None
     if not hasattr(processor, "image_processor"):

@@ -13,6 +13,7 @@ from torch import nn
 
 from seektune.data.render import IGNORE
 from seektune.models.unwrap import unwrap_peft
+from seektune.models.vision import rope_positions, uses_rope_3d
 from seektune.train.objectives.base import Objective
 
 
@@ -30,6 +31,8 @@ def answer_logits(model: nn.Module, input_ids, position_ids, attention_mask, sup
     `image_inputs` (pixel_values...) go to a vision-language model, whose `.model` puts the image features in
     place of the image tokens before the language model runs."""
     image_inputs = image_inputs or {}
+    if uses_rope_3d(model):   # Qwen2-VL: (time, height, width) positions per sample, text-only rows too
+        position_ids = rope_positions(model, input_ids, position_ids, image_inputs.get("image_grid_thw"))
     if selective:
         base = unwrap_peft(model)
         body = base.model if image_inputs else base.get_decoder()
