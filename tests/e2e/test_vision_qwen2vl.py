@@ -25,13 +25,13 @@ from safetensors.torch import load_file
 
 from seektune.cli import main
 from seektune.config import load as load_config
-from seektune.data.dataset import build as build_data
 from seektune.data.render import IGNORE, Renderer
 from seektune.models.loading import load_model
 from seektune.models.vision import load_images
 from seektune.train.loop import train
 from seektune.train.objectives import CausalLMObjective
 from tests.conftest import _train_tokenizer, write_config
+from tests.e2e.test_vision import assert_packed_equals_apart
 
 COLOURS = {"red": 0, "blue": 2}
 VISION_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
@@ -265,22 +265,7 @@ def test_packed_rows_give_each_image_its_own_sample(tmp_path, qwen_setup):
     """One packed row of samples scores exactly what the samples score alone: the block-diagonal mask holds, the
     images land at their own tokens, and each sample gets its own M-RoPE positions."""
     _, model_dir, _, _ = qwen_setup
-    cfg = load_config(_config(tmp_path, qwen_setup))
-    model = load_model(cfg.model).eval()
-    images = load_images(str(model_dir), model.config)
-    tokenizer = images.processor.tokenizer
-    packed = build_data(cfg.data.model_copy(update={"packing": True, "max_length": 128}), tokenizer, 0,
-                        images=images).train
-    single = build_data(cfg.data.model_copy(update={"packing": False}), tokenizer, 0, images=images).train
-    objective = CausalLMObjective(model)
-    objective.images = images
-    row = next(r for r in packed if len(r.images) >= 2)
-    alone = [r for r in single if r.images[0] in row.images]
-    with torch.no_grad():
-        together, n = objective(**objective.collate([row], tokenizer.pad_token_id, packed=True))
-        apart = [objective(**objective.collate([r], tokenizer.pad_token_id, packed=False)) for r in alone]
-    assert int(n) == sum(int(k) for _, k in apart)
-    torch.testing.assert_close(together, sum(loss for loss, _ in apart), atol=1e-4, rtol=1e-5)
+    assert_packed_equals_apart(load_config(_config(tmp_path, qwen_setup)), model_dir)
 
 
 def test_training_scores_what_the_model_scores_with_its_own_positions(qwen_setup, tmp_path):

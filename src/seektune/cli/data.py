@@ -135,6 +135,13 @@ def cmd_legal(args) -> None:
           args.laws, args.known, tuple(args.test_tasks), tuple(args.train_tasks))
 
 
+def cmd_digits(args) -> None:
+    from seektune.data.pipeline.digits import build
+
+    args.inputs = []
+    build(_step(args, "digits"), args.out_dir, args.test_fraction, args.size)
+
+
 def cmd_reproduce(args) -> None:
     from seektune.data.pipeline.reproduce import reproduce
     from seektune.errors import DataError
@@ -236,6 +243,13 @@ def register(sub) -> None:
     p.add_argument("--train-tasks", nargs="+", choices=["cite", "content", "ask"], default=["cite", "content"],
                    help="tasks written to train.jsonl")
     p.set_defaults(func=cmd_legal, on_error="raise", encoding="utf-8")
+
+    p = steps.add_parser("digits", help="build the vision-language example dataset from scikit-learn's digits")
+    p.add_argument("--out-dir", type=Path, required=True, help="writes images/ and {captions,qa}.{train,test}.jsonl")
+    p.add_argument("--test-fraction", type=float, default=0.22, help="share of images held out for test")
+    p.add_argument("--size", type=int, default=16, help="side of the PNG images (a multiple of 8)")
+    p.add_argument("--seed", type=int, default=0, help="split seed")
+    p.set_defaults(func=cmd_digits, on_error="raise", encoding="utf-8")
 
     p = steps.add_parser("reproduce", help="re-run a manifest's steps and check the outputs' sha256")
     p.add_argument("manifest", type=Path, help="<output>.manifest.json")

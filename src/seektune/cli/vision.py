@@ -12,7 +12,7 @@ def assemble(args) -> None:
 
     set_threads()
     tower = NewTower(args.image_size, args.patch_size, args.vision_hidden, args.vision_layers, args.vision_heads)
-    model, processor = assemble_llava(args.text, args.vision, tower, args.seed)
+    model, processor = assemble_llava(args.text, args.vision, tower, args.seed, args.class_token)
     info = {"method": "assembled", "text_model": args.text, "vision_tower": args.vision or "new (random)"}
     out = write_artifact(Path(args.out), lambda tmp: model.save_pretrained(str(tmp)), processor.tokenizer, info,
                          processor=processor)
@@ -39,5 +39,9 @@ def register(sub) -> None:
     a.add_argument("--vision-hidden", type=int, default=64, help="new tower: hidden size")
     a.add_argument("--vision-layers", type=int, default=2, help="new tower: transformer layers")
     a.add_argument("--vision-heads", type=int, default=4, help="new tower: attention heads")
+    a.add_argument("--class-token", choices=["drop", "keep"], default="drop",
+                   help="CLIP towers: pass the class token to the projector with the patches (keep: the token "
+                   "objective clip aligns, so the language model sees the aligned feature) or only the patches "
+                   "(drop: LLaVA's default); SigLIP has none")
     a.add_argument("--seed", type=int, default=0, help="seed of the new weights (projector, new tower)")
     a.set_defaults(func=assemble)

@@ -66,9 +66,10 @@ def _image_processor(vision_config, vision_dir: str | None):
 
 
 def assemble_llava(text_model: str, vision_dir: str | None = None, new_tower: NewTower = NewTower(),
-                   seed: int = 0):
+                   seed: int = 0, class_token: str = "drop"):
     """(LlavaForConditionalGeneration, LlavaProcessor): the text model's weights, the tower's (or new ones),
-    and a new projector; `<image>` added to the tokenizer."""
+    and a new projector; `<image>` added to the tokenizer. `class_token`: whether a CLIP tower's class token
+    reaches the projector beside the patches ("keep": LLaVA's `full` feature selection)."""
     from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
 
     torch.manual_seed(seed)
@@ -84,7 +85,7 @@ def assemble_llava(text_model: str, vision_dir: str | None = None, new_tower: Ne
     if vision_dir:
         vision_config, tower = _pretrained_tower(vision_dir)
     clip = vision_config.model_type.startswith("clip")   # CLIP has a class token to drop, SigLIP none
-    strategy = "default" if clip else "full"
+    strategy = "default" if clip and class_token == "drop" else "full"
     config = LlavaConfig(vision_config=vision_config, text_config=text.config,
                          image_token_id=tokenizer.convert_tokens_to_ids(PLACEHOLDER),
                          vision_feature_layer=-1, vision_feature_select_strategy=strategy,
