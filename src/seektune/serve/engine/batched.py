@@ -10,6 +10,7 @@ cache reserves most of the RAM; this loop keeps the model's own DynamicCache, si
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers.cache_utils import DynamicCache
 
+from seektune.models.unwrap import unwrap_peft
 from seektune.serve.engine import kv_batch
 from seektune.serve.engine.base import Engine, Finished, GenerationRequest, QueueFull, Token
 from seektune.serve.engine.prefix_cache import PrefixCache
@@ -51,6 +53,7 @@ class BatchedEngine(Engine):
         self.max_prefill_tokens = max_prefill_tokens
         self.mixed_adapters = mixed_adapters
         self.device = next(model.parameters()).device
+        self._cache_keyword = cache_keyword(model)
         bytes_per_token = self._warm_up()
         self.budget_tokens = max(1, (kv_budget_mb << 20) // bytes_per_token)
         self.prefixes = PrefixCache((prefix_cache_mb << 20) // bytes_per_token)
@@ -155,7 +158,7 @@ class BatchedEngine(Engine):
         extra = {"adapter_names": [a or BASE_ADAPTER for a in adapters]} if self.mixed_adapters else {}
         extra.update({k: v.to(self.device) for k, v in (image_inputs or {}).items()})
         out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                         position_ids=positions.to(self.device), past_key_values=cache, use_cache=True,
+                         position_ids=positions.to(self.device), **{self._cache_keyword: cache}, use_cache=True,
                          logits_to_keep=1, **extra)
         return out.logits[:, -1]
 
@@ -284,8 +287,8 @@ class BatchedEngine(Engine):
         with torch.inference_mode():
             ids = torch.zeros((1, 1), dtype=torch.long)
             extra = {"adapter_names": [BASE_ADAPTER]} if self.mixed_adapters else {}
-            self.model(input_ids=ids.to(self.device), past_key_values=cache, use_cache=True, logits_to_keep=1,
-                       **extra)
+            self.model(input_ids=ids.to(self.device), use_cache=True, logits_to_keep=1,
+                       **{self._cache_keyword: cache}, **extra)
         kv_batch.check_supported(cache)
         self._kv_shape = [(layer.keys[0], layer.values[0]) for layer in cache.layers]
         return sum(layer.keys.element_size() * (layer.keys[0].numel() + layer.values[0].numel())
@@ -299,3 +302,10 @@ def _joined_images(requests: list[GenerationRequest]) -> dict | None:
     if not with_images:
         return None
     return {k: torch.cat([inputs[k] for inputs in with_images]) for k in with_images[0]}
+
+
+def cache_keyword(model) -> str:
+    """The name forward() takes the KV cache by: `cache` from transformers 5.25 on (where `past_key_values` warns
+    until its removal in 5.40), `past_key_values` before."""
+    parameters = inspect.signature(unwrap_peft(model).forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
