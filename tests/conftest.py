@@ -32,7 +32,7 @@ torch.set_num_threads(len(_cores_of_this_worker()))
 # and `make test` keeps xdist's order (--no-loadscope-reorder, which would otherwise start the modules with the
 # most tests first), so no long module is left to run alone on one core at the end.
 LONGEST_FIRST = ["test_packaged_model.py", "test_distributed.py", "test_plan_measured.py", "test_legal_recipe.py",
-                 "test_vision_recipe.py",
+                 "test_vision_recipe.py", "test_ui_browser.py",
                  "test_train_objectives.py", "test_resume.py", "test_bench_gpu.py", "test_eval.py",
                  "test_continual.py", "test_serve.py"]
 

@@ -16,7 +16,7 @@ LAYERS = [
     ["seektune.artifacts"],
     ["seektune.train", "seektune.inference"],
     ["seektune.evaluate", "seektune.demo", "seektune.data.pipeline", "seektune.serve", "seektune.compress",
-     "seektune.recipe", "seektune.plan"],
+     "seektune.recipe", "seektune.plan", "seektune.ui"],
     ["seektune.cli"],
 ]
 

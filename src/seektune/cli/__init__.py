@@ -8,12 +8,12 @@ import sys
 
 from seektune import __version__, allocator
 from seektune.cli import (adapters, chat, check_template, data, demo, drop_layers, eval, export, generate, models, plan,
-                          prune, quantize, recipe, serve, train, vision)
+                          prune, quantize, recipe, serve, train, ui, vision)
 from seektune.cli.common import quiet_libraries
 from seektune.errors import SeektuneError
 
 VERBS = (train, plan, chat, generate, serve, adapters, drop_layers, quantize, prune, export, models, demo, eval,
-         check_template, data, recipe, vision)
+         check_template, data, recipe, vision, ui)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,151 @@
+"""`seektune ui`: a local web page over the same commands. Train builds a config from a form (validated by the
+training loader, shown as the equivalent command), starts `seektune train` as its own process and charts its loss
+from metrics.jsonl; Chat asks a run through `ChatSession`, the object `seektune chat` drives. The run directories
+are the state: reloading the page, or starting the UI again, shows every run as it is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from seektune.errors import SeektuneError
+from seektune.method_config import METHODS
+from seektune.ui import forms
+from seektune.ui.jobs import Jobs, metrics
+
+REFRESH_S = 2.0
+
+
+def _runs_table(jobs: Jobs) -> list[list]:
+    return [[s.name, s.state, s.step, "" if s.loss is None else round(s.loss, 4)] for s in jobs.statuses()]
+
+
+def _loss_frame(jobs: Jobs, name: str | None):
+    import pandas as pd
+
+    status = next((s for s in jobs.statuses() if s.name == name), None)
+    rows = metrics(Path(status.run_dir)) if status else []
+    return pd.DataFrame({"step": [r["step"] for r in rows], "loss": [r["loss"] for r in rows]})
+
+
+def build(root: Path):
+    """The gradio Blocks of the page, serving the project folder `root`."""
+    import gradio as gr
+
+    jobs = Jobs(root)
+    sessions: dict[str, object] = {}
+    field = {f.key: f for f in forms.FIELDS}
+
+    def form_values(*values) -> dict:
+        return dict(zip([f.key for f in forms.FIELDS], values))
+
+    def preview(*values):
+        try:
+            tree = forms.config_tree(root, form_values(*values))
+            forms.check(tree)
+        except SeektuneError as exc:
+            return f"**Not valid yet:**\n\n```\n{exc}\n```"
+        name = tree["output"].get("name", "run")
+        return f"Equivalent command:\n\n```\n{forms.command_line(root / '.seektune-ui' / 'configs' / f'{name}.yaml')}\n```"
+
+    def start(*values):
+        try:
+            tree = forms.config_tree(root, form_values(*values))
+            config = forms.write(tree, root)
+            cfg = forms.check(tree)
+            jobs.start(cfg.output.name, config, Path(cfg.output.dir) / cfg.output.name)
+        except SeektuneError as exc:
+            return f"**Not started:**\n\n```\n{exc}\n```", _runs_table(jobs)
+        return f"Started `{forms.command_line(config)}`", _runs_table(jobs)
+
+    def refresh(selected: str | None):
+        table = _runs_table(jobs)
+        names = [row[0] for row in table]
+        chosen = selected if selected in names else (names[0] if names else None)
+        return table, gr.update(choices=names, value=chosen), _loss_frame(jobs, chosen), \
+            jobs.log_tail(chosen) if chosen else ""
+
+    def stop(name: str | None):
+        return f"stopped {name}" if name and jobs.stop(name) else "nothing to stop"
+
+    def resume(name: str | None):
+        status = next((s for s in jobs.statuses() if s.name == name), None)
+        if status is None:
+            return "choose a run"
+        try:
+            jobs.start(name, root / ".seektune-ui" / "configs" / f"{name}.yaml", Path(status.run_dir), resume=True)
+        except SeektuneError as exc:
+            return str(exc)
+        return f"resuming {name}"
+
+    def ask(run: str, prompt: str):
+        from seektune.inference.session import ChatSession
+
+        if not run or not prompt.strip():
+            return "choose a run and write a question"
+        status = next((s for s in jobs.statuses() if s.name == run), None)
+        target = status.run_dir if status else str(forms.inside(root, run, "model"))
+        try:
+            if target not in sessions:
+                sessions[target] = ChatSession.open([target], max_new_tokens=64)
+            session = sessions[target]
+            session.reset()
+            return session.ask(prompt)
+        except SeektuneError as exc:
+            return f"error: {exc}"
+
+    with gr.Blocks(title="seektune") as page:
+        gr.Markdown(f"# seektune\nProject folder: `{root}`")
+        with gr.Tab("Train"):
+            inputs = [
+                gr.Textbox("smollm2-135m-instruct", label=field["model.name_or_path"].label,
+                           info=field["model.name_or_path"].help, elem_id="model"),
+                gr.Radio(list(METHODS), value="lora", label="method", info=field["method.name"].help,
+                         elem_id="method"),
+                gr.Textbox(label=field["data.train"].label, info="files in the project folder, one per line",
+                           elem_id="data"),
+                gr.Number(30, precision=0, label="steps", info=field["train.max_steps"].help, elem_id="steps"),
+                gr.Number(2e-4, label="learning rate", info=field["train.learning_rate"].help, elem_id="lr"),
+                gr.Number(4, precision=0, label="micro-batch", info=field["train.micro_batch_size"].help,
+                          elem_id="batch"),
+                gr.Number(512, precision=0, label="max length", info=field["data.max_length"].help,
+                          elem_id="max-length"),
+                gr.Number(16, precision=0, label="LoRA rank", info=field["method.lora.r"].help, elem_id="rank"),
+                gr.Textbox("run", label="run name", info=field["output.name"].help, elem_id="run-name"),
+            ]
+            command = gr.Markdown(elem_id="command")
+            start_button = gr.Button("Start training", variant="primary", elem_id="start")
+            status = gr.Markdown(elem_id="train-status")
+            gr.Markdown("## Runs")
+            runs = gr.Dataframe(headers=["run", "state", "step", "loss"], interactive=False, elem_id="runs")
+            selected = gr.Dropdown(label="run", choices=[], elem_id="selected-run")
+            plot = gr.LinePlot(x="step", y="loss", title="training loss", elem_id="loss-plot")
+            with gr.Row():
+                stop_button = gr.Button("Stop", elem_id="stop")
+                resume_button = gr.Button("Resume", elem_id="resume")
+            action = gr.Markdown(elem_id="run-action")
+            log = gr.Textbox(label="log (last lines)", lines=8, interactive=False, elem_id="log")
+        with gr.Tab("Chat", elem_id="chat-tab"):
+            chat_run = gr.Textbox(label="run (a run's name, or a model folder in the project)", elem_id="chat-run")
+            prompt = gr.Textbox(label="question", elem_id="chat-prompt")
+            ask_button = gr.Button("Ask", variant="primary", elem_id="ask")
+            answer = gr.Textbox(label="answer", interactive=False, elem_id="chat-answer")
+
+        for component in inputs:
+            component.change(preview, inputs, command)
+        start_button.click(start, inputs, [status, runs])
+        timer = gr.Timer(REFRESH_S)
+        timer.tick(refresh, selected, [runs, selected, plot, log])
+        page.load(refresh, selected, [runs, selected, plot, log])
+        page.load(preview, inputs, command)
+        stop_button.click(stop, selected, action)
+        resume_button.click(resume, selected, action)
+        ask_button.click(ask, [chat_run, prompt], answer)
+    return page
+
+
+def launch(root: Path, host: str, port: int, token: str | None) -> None:
+    """Serve the page; on any address but loopback a token is required (user name: anything)."""
+    page = build(root)
+    auth = (lambda _user, password: password == token) if token else None
+    page.queue().launch(server_name=host, server_port=port, auth=auth, show_error=True, quiet=True,
+                        blocked_paths=[str(root / ".seektune-ui")])

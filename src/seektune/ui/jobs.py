@@ -1,0 +1,132 @@
+"""Training runs started from the web UI: each is a `seektune train` process of its own, in a new session, so
+closing the browser or stopping the UI leaves it running. What the page shows is read back from disk (the job
+record under <root>/.seektune-ui/jobs/ and the run directory itself), so a reloaded page, or a UI started again,
+shows every run as it is."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from seektune.atomic import write_json
+from seektune.errors import ConfigError
+
+STATE_DIR = ".seektune-ui"
+
+
+@dataclass
+class Job:
+    name: str
+    run_dir: str
+    config: str
+    pid: int
+    command: list[str]
+    log: str
+    started: float
+
+
+@dataclass
+class RunStatus:
+    name: str
+    state: str          # running | finished | stopped (resumable) | failed
+    step: int
+    loss: float | None
+    run_dir: str
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie (a finished child of this UI stays in the table until reaped)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)          # reap it if it is our finished child
+    except ChildProcessError:
+        pass
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    """The training rows of metrics.jsonl (step, loss, lr...), skipping a line being written."""
+    path = run_dir / "metrics.jsonl"
+    rows = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if "loss" in row and "step" in row:
+                rows.append(row)
+    return rows
+
+
+class Jobs:
+    """The UI's training processes under `root` (the folder `seektune ui` was started in)."""
+
+    def __init__(self, root: Path):
+        self.root = root.resolve()
+        self.folder = self.root / STATE_DIR / "jobs"
+
+    def _record(self, name: str) -> Job | None:
+        path = self.folder / f"{name}.json"
+        return Job(**json.loads(path.read_text())) if path.is_file() else None
+
+    def running(self, name: str) -> bool:
+        job = self._record(name)
+        return job is not None and _alive(job.pid)
+
+    def start(self, name: str, config: Path, run_dir: Path, resume: bool = False) -> Job:
+        """Start `seektune train CONFIG [--resume]` detached; its output goes to <root>/.seektune-ui/jobs/NAME.log."""
+        if self.running(name):
+            raise ConfigError(f"run {name} is already training; stop it first")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "seektune.cli", "train", str(config), *(["--resume"] if resume else [])]
+        log = self.folder / f"{name}.log"
+        with open(log, "ab") as out:
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       cwd=self.root, start_new_session=True)
+        job = Job(name, str(run_dir), str(config), process.pid, command, str(log), time.time())
+        write_json(self.folder / f"{name}.json", asdict(job))
+        return job
+
+    def stop(self, name: str) -> bool:
+        """SIGTERM to the run's process group (training stops; its last checkpoint resumes)."""
+        job = self._record(name)
+        if job is None or not _alive(job.pid):
+            return False
+        os.killpg(job.pid, signal.SIGTERM)
+        return True
+
+    def log_tail(self, name: str, lines: int = 12) -> str:
+        job = self._record(name)
+        if job is None or not Path(job.log).is_file():
+            return ""
+        return "\n".join(Path(job.log).read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+    def statuses(self) -> list[RunStatus]:
+        """Every run the UI started, newest first, with its state, progress and last loss."""
+        jobs = [j for p in sorted(self.folder.glob("*.json")) if (j := self._record(p.stem))] \
+            if self.folder.is_dir() else []
+        out = []
+        for job in sorted(jobs, key=lambda j: -j.started):
+            run_dir = Path(job.run_dir)
+            rows = metrics(run_dir)
+            if _alive(job.pid):
+                state = "running"
+            elif (run_dir / "final").is_dir() and (run_dir / "result.json").is_file():
+                state = "finished"
+            elif (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
+                state = "stopped (resumable)"
+            else:
+                state = "failed"
+            out.append(RunStatus(job.name, state, rows[-1]["step"] if rows else 0, rows[-1]["loss"] if rows else None,
+                                 job.run_dir))
+        return out
