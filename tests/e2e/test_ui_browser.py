@@ -1,5 +1,6 @@
 """`seektune ui` in a real browser (headless Chromium through selenium): the page starts on a free loopback port
-over a project folder, the train form is filled for the suite's tiny Llama, training starts as its own process
+over a project folder, the data tab inspects the training file (record count, format, token-length histogram),
+the train form is filled for the suite's tiny Llama and its template checked, training starts as its own process
 and keeps going when the browser closes, a new browser sees the run finish with its loss charted, and the chat tab
 answers exactly what `seektune chat` answers for that run."""
 
@@ -9,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -96,6 +96,17 @@ def _reachable(httpx, url: str) -> bool:
         return False
 
 
+def _open_tab(driver, name: str) -> None:
+    """Show a tab (selenium reads only what is displayed)."""
+    from selenium.webdriver.common.by import By
+
+    first_field = {"Train": "#model textarea", "Chat": "#chat-run textarea"}[name]
+    _wait(lambda: driver.find_elements(By.XPATH, f"//button[@role='tab' and contains(., '{name}')]"), 30, name)
+    driver.find_element(By.XPATH, f"//button[@role='tab' and contains(., '{name}')]").click()
+    _wait(lambda: any(e.is_displayed() for e in driver.find_elements(By.CSS_SELECTOR, first_field)), 30,
+          f"the {name} tab")
+
+
 def _cell_texts(driver) -> str:
     from selenium.webdriver.common.by import By
 
@@ -108,13 +119,25 @@ def test_train_from_the_page_then_chat_with_the_result(ui, project):
     driver = _browser()
     try:
         driver.get(ui)
-        _wait(lambda: driver.find_elements(By.CSS_SELECTOR, "#model textarea"), 30, "the train form")
+        _wait(lambda: driver.find_elements(By.CSS_SELECTOR, "#inspect-file textarea"), 30, "the data tab")
+        _type(driver, "inspect-file", "train.jsonl")
+        driver.find_element(By.CSS_SELECTOR, "#inspect").click()
+        report = _wait(lambda: "records:" in (t := driver.find_element(By.CSS_SELECTOR, "#inspect-report").text)
+                       and t, 60, "the inspection report")
+        assert f"records: {len(QA)}" in report and "alpaca" in report
+        _wait(lambda: driver.find_elements(By.CSS_SELECTOR, "#inspect-plot img"), 30, "the token-length histogram")
+
+        _open_tab(driver, "Train")
         for elem_id, text in [("model", "tiny-llama"), ("data", "train.jsonl"), ("steps", "6"), ("lr", "0.005"),
                               ("batch", "2"), ("max-length", "64"), ("rank", "4"), ("run-name", "ui-run")]:
             _type(driver, elem_id, text)
         command = _wait(lambda: "seektune train" in (t := driver.find_element(By.CSS_SELECTOR, "#command").text)
                         and t, 30, "the equivalent command")
         assert "ui-run.yaml" in command
+        driver.find_element(By.CSS_SELECTOR, "#check-template").click()
+        checked = _wait(lambda: "Template check" in (t := driver.find_element(By.CSS_SELECTOR, "#template").text)
+                        and t, 60, "the template check")
+        assert "Template check passed" in checked and QA[0][0] in checked   # a rendered training example
         driver.find_element(By.CSS_SELECTOR, "#start").click()
         _wait(lambda: "ui-run" in _cell_texts(driver), 30, "the run in the table")
     finally:
@@ -123,6 +146,7 @@ def test_train_from_the_page_then_chat_with_the_result(ui, project):
     driver = _browser()
     try:
         driver.get(ui)
+        _open_tab(driver, "Train")
         _wait(lambda: "finished" in _cell_texts(driver), 180, "the run to finish")
         assert (project / "runs" / "ui-run" / "final" / "adapter_config.json").is_file()
         steps = [json.loads(line)["step"] for line in (project / "runs" / "ui-run" / "metrics.jsonl").read_text()
@@ -130,8 +154,7 @@ def test_train_from_the_page_then_chat_with_the_result(ui, project):
         assert steps[-1] == 6 and "6" in _cell_texts(driver)
         _wait(lambda: driver.find_elements(By.CSS_SELECTOR, "#loss-plot canvas, #loss-plot svg"), 30, "the loss chart")
 
-        driver.find_element(By.XPATH, "//button[@role='tab' and contains(., 'Chat')]").click()
-        _wait(lambda: driver.find_element(By.CSS_SELECTOR, "#chat-run textarea").is_displayed(), 10, "the chat tab")
+        _open_tab(driver, "Chat")
         _type(driver, "chat-run", "ui-run")
         _type(driver, "chat-prompt", QA[0][0])
         driver.find_element(By.CSS_SELECTOR, "#ask").click()

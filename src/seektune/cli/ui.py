@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 
@@ -11,10 +12,8 @@ def run(args) -> None:
     from seektune.errors import ConfigError
     from seektune.serve.server import is_loopback
 
-    try:
-        import gradio  # noqa: F401
-    except ImportError:
-        raise ConfigError("the web UI needs gradio: pip install 'seektune[ui]'") from None
+    if importlib.util.find_spec("gradio") is None:
+        raise ConfigError("the web UI needs gradio: pip install 'seektune[ui]'")
     from seektune.ui.app import launch
 
     root = Path(args.root).resolve()

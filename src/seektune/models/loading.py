@@ -23,6 +23,10 @@ def resolve(name_or_path: str) -> str:
         if not (path / "config.json").is_file():
             raise ModelError(f"{path} is not a Hugging Face model directory (no config.json)")
         return str(path)
+    if path.is_absolute() or name_or_path.startswith(("./", "../", "~")):   # a path, not a hub id: say so
+        raise ModelError(f"model directory not found: {path} (moved or deleted? an adapter names its base by the "
+                         "path it was trained from: set base_model_name_or_path in its adapter_config.json, or pass "
+                         "the base where the command takes one)")
     return name_or_path
 
 

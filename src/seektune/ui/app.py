@@ -5,6 +5,8 @@ are the state: reloading the page, or starting the UI again, shows every run as 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from seektune.errors import SeektuneError
@@ -25,6 +27,29 @@ def _loss_frame(jobs: Jobs, name: str | None):
     status = next((s for s in jobs.statuses() if s.name == name), None)
     rows = metrics(Path(status.run_dir)) if status else []
     return pd.DataFrame({"step": [r["step"] for r in rows], "loss": [r["loss"] for r in rows]})
+
+
+def seektune_command(root: Path, *args: str) -> tuple[bool, str]:
+    """Run one seektune command in the project folder (the page's work goes through the CLI, never around it):
+    (succeeded, its output)."""
+    done = subprocess.run([sys.executable, "-m", "seektune.cli", *args], cwd=root, capture_output=True, text=True)
+    return done.returncode == 0, (done.stdout + done.stderr).strip()
+
+
+def inspect_data(root: Path, path: str, tokenizer: str):
+    """`seektune data inspect` on a project file: its report (markdown) and token-length histogram."""
+    from PIL import Image
+
+    source = forms.inside(root, path, "data file")
+    out = root / ".seektune-ui" / "inspect" / source.stem
+    ok, output = seektune_command(root, "data", "inspect", str(source), "--out-dir", str(out), "--tokenizer",
+                                  tokenizer or "none")
+    if not ok:
+        return f"**Inspection failed:**\n\n```\n{output[-3000:]}\n```", None
+    report = "\n".join(line for line in (out / "inspect.md").read_text(encoding="utf-8").splitlines()
+                       if not line.startswith("!["))
+    histogram = out / "token_lengths.png"
+    return report, Image.open(histogram).copy() if histogram.is_file() else None
 
 
 def build(root: Path):
@@ -64,6 +89,20 @@ def build(root: Path):
         return table, gr.update(choices=names, value=chosen), _loss_frame(jobs, chosen), \
             jobs.log_tail(chosen) if chosen else ""
 
+    def check_template(*values):
+        try:
+            config = forms.write(forms.config_tree(root, form_values(*values)), root)
+        except SeektuneError as exc:
+            return f"**Not valid yet:**\n\n```\n{exc}\n```"
+        ok, output = seektune_command(root, "check-template", str(config), "--records", "2")
+        return f"{'Template check passed' if ok else '**Template check failed**'}:\n\n```\n{output[-4000:]}\n```"
+
+    def inspect(path: str, tokenizer: str):
+        try:
+            return inspect_data(root, path, tokenizer)
+        except SeektuneError as exc:
+            return f"**Not inspected:** {exc}", None
+
     def stop(name: str | None):
         return f"stopped {name}" if name and jobs.stop(name) else "nothing to stop"
 
@@ -95,7 +134,14 @@ def build(root: Path):
 
     with gr.Blocks(title="seektune") as page:
         gr.Markdown(f"# seektune\nProject folder: `{root}`")
-        with gr.Tab("Train"):
+        with gr.Tab("Data"):
+            data_file = gr.Textbox(label="data file (in the project folder)", elem_id="inspect-file")
+            data_tokenizer = gr.Textbox("deepseek", label="tokenizer for token lengths (deepseek, a model, none)",
+                                        elem_id="inspect-tokenizer")
+            inspect_button = gr.Button("Inspect", variant="primary", elem_id="inspect")
+            data_report = gr.Markdown(elem_id="inspect-report")
+            data_histogram = gr.Image(label="token lengths", type="pil", interactive=False, elem_id="inspect-plot")
+        with gr.Tab("Train", elem_id="train-tab"):
             inputs = [
                 gr.Textbox("smollm2-135m-instruct", label=field["model.name_or_path"].label,
                            info=field["model.name_or_path"].help, elem_id="model"),
@@ -113,6 +159,9 @@ def build(root: Path):
                 gr.Textbox("run", label="run name", info=field["output.name"].help, elem_id="run-name"),
             ]
             command = gr.Markdown(elem_id="command")
+            template_button = gr.Button("Check template (a rendered example, supervised spans marked)",
+                                        elem_id="check-template")
+            template = gr.Markdown(elem_id="template")
             start_button = gr.Button("Start training", variant="primary", elem_id="start")
             status = gr.Markdown(elem_id="train-status")
             gr.Markdown("## Runs")
@@ -133,6 +182,8 @@ def build(root: Path):
         for component in inputs:
             component.change(preview, inputs, command)
         start_button.click(start, inputs, [status, runs])
+        template_button.click(check_template, inputs, template)
+        inspect_button.click(inspect, [data_file, data_tokenizer], [data_report, data_histogram])
         timer = gr.Timer(REFRESH_S)
         timer.tick(refresh, selected, [runs, selected, plot, log])
         page.load(refresh, selected, [runs, selected, plot, log])
