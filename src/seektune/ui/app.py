@@ -41,9 +41,12 @@ def inspect_data(root: Path, path: str, tokenizer: str):
     from PIL import Image
 
     source = forms.inside(root, path, "data file")
+    tokenizer = tokenizer.strip() or "none"
+    if "/" in tokenizer or (root / tokenizer).exists():   # a model folder: inside the project too
+        tokenizer = str(forms.inside(root, tokenizer, "tokenizer"))
     out = root / ".seektune-ui" / "inspect" / source.stem
     ok, output = seektune_command(root, "data", "inspect", str(source), "--out-dir", str(out), "--tokenizer",
-                                  tokenizer or "none")
+                                  tokenizer)
     if not ok:
         return f"**Inspection failed:**\n\n```\n{output[-3000:]}\n```", None
     report = "\n".join(line for line in (out / "inspect.md").read_text(encoding="utf-8").splitlines()
@@ -75,8 +78,7 @@ def build(root: Path):
     def start(*values):
         try:
             tree = forms.config_tree(root, form_values(*values))
-            config = forms.write(tree, root)
-            cfg = forms.check(tree)
+            config, cfg = forms.write(tree, root), forms.check(tree)
             jobs.start(cfg.output.name, config, Path(cfg.output.dir) / cfg.output.name)
         except SeektuneError as exc:
             return f"**Not started:**\n\n```\n{exc}\n```", _runs_table(jobs)
@@ -117,16 +119,18 @@ def build(root: Path):
         return f"resuming {name}"
 
     def ask(run: str, prompt: str):
+        from seektune.evaluate.runner import weights_stamp
         from seektune.inference.session import ChatSession
 
         if not run or not prompt.strip():
             return "choose a run and write a question"
         status = next((s for s in jobs.statuses() if s.name == run), None)
         target = status.run_dir if status else str(forms.inside(root, run, "model"))
+        key = f"{target} {weights_stamp(target)}"   # a run trained again under its name is loaded again
         try:
-            if target not in sessions:
-                sessions[target] = ChatSession.open([target], max_new_tokens=64)
-            session = sessions[target]
+            if key not in sessions:
+                sessions[key] = ChatSession.open([target], max_new_tokens=64)
+            session = sessions[key]
             session.reset()
             return session.ask(prompt)
         except SeektuneError as exc:
