@@ -1,8 +1,9 @@
 """`seektune ui` in a real browser (headless Chromium through selenium): the page starts on a free loopback port
 over a project folder, the data tab inspects the training file (record count, format, token-length histogram),
 the train form is filled for the suite's tiny Llama and its template checked, training starts as its own process
-and keeps going when the browser closes, a new browser sees the run finish with its loss charted, and the chat tab
-answers exactly what `seektune chat` answers for that run."""
+and keeps going when the browser closes, a new browser sees the run finish with its loss charted, the evaluate tab
+reports base and run side by side, and the chat tab answers exactly what `seektune chat` answers for the run and
+for its base."""
 
 import json
 import shutil
@@ -31,7 +32,8 @@ def _browser():
     from selenium.webdriver.chrome.service import Service
 
     options = Options()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,2400"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--window-size=1280,2400"):
         options.add_argument(flag)
     options.binary_location = CHROMIUM
     return webdriver.Chrome(service=Service(DRIVER), options=options)
@@ -100,7 +102,7 @@ def _open_tab(driver, name: str) -> None:
     """Show a tab (selenium reads only what is displayed)."""
     from selenium.webdriver.common.by import By
 
-    first_field = {"Train": "#model textarea", "Chat": "#chat-run textarea"}[name]
+    first_field = {"Train": "#model textarea", "Evaluate": "#eval-models textarea", "Chat": "#chat-run textarea"}[name]
     _wait(lambda: driver.find_elements(By.XPATH, f"//button[@role='tab' and contains(., '{name}')]"), 30, name)
     driver.find_element(By.XPATH, f"//button[@role='tab' and contains(., '{name}')]").click()
     _wait(lambda: any(e.is_displayed() for e in driver.find_elements(By.CSS_SELECTOR, first_field)), 30,
@@ -154,15 +156,31 @@ def test_train_from_the_page_then_chat_with_the_result(ui, project):
         assert steps[-1] == 6 and "6" in _cell_texts(driver)
         _wait(lambda: driver.find_elements(By.CSS_SELECTOR, "#loss-plot canvas, #loss-plot svg"), 30, "the loss chart")
 
+        _open_tab(driver, "Evaluate")
+        _type(driver, "eval-models", "tiny-llama\nui-run")
+        _type(driver, "eval-data", "train.jsonl")
+        _type(driver, "eval-limit", "3")
+        _type(driver, "eval-tokens", "8")
+        driver.find_element(By.CSS_SELECTOR, "#evaluate").click()
+        report = _wait(lambda: "Evaluation report" in (t := driver.find_element(By.CSS_SELECTOR, "#eval-report").text)
+                       and t, 120, "the evaluation report")
+        assert "tiny-llama" in report and "ui-run" in report and "Task train" in report
+        assert driver.find_elements(By.CSS_SELECTOR, "#eval-charts img")
+        saved = json.loads((project / ".seektune-ui" / "evals" / "eval" / "report.json").read_text())
+        assert saved["models"] == ["tiny-llama", "ui-run"] and saved["tasks"]["train"]["models"]["ui-run"]["clean"]
+
         _open_tab(driver, "Chat")
         _type(driver, "chat-run", "ui-run")
+        _type(driver, "chat-base", "tiny-llama")
         _type(driver, "chat-prompt", QA[0][0])
         driver.find_element(By.CSS_SELECTOR, "#ask").click()
-        answer = _wait(lambda: driver.find_element(By.CSS_SELECTOR, "#chat-answer textarea").get_attribute("value"),
-                       60, "the answer")
+        answers = _wait(lambda: all(values := [driver.find_element(By.CSS_SELECTOR, f"#{e} textarea")
+                                               .get_attribute("value") for e in ("chat-answer", "chat-base-answer")])
+                        and values, 60, "both answers")
     finally:
         driver.quit()
     from seektune.inference.session import ChatSession
 
-    expected = ChatSession.open([str(project / "runs" / "ui-run")], max_new_tokens=64).ask(QA[0][0])
-    assert answer == expected
+    expected = [ChatSession.open([str(path)], max_new_tokens=64).ask(QA[0][0])
+                for path in (project / "runs" / "ui-run", project / "tiny-llama")]
+    assert answers == expected   # the page answers what `seektune chat` answers, for the run and its base

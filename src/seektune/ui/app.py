@@ -1,7 +1,9 @@
-"""`seektune ui`: a local web page over the same commands. Train builds a config from a form (validated by the
-training loader, shown as the equivalent command), starts `seektune train` as its own process and charts its loss
-from metrics.jsonl; Chat asks a run through `ChatSession`, the object `seektune chat` drives. The run directories
-are the state: reloading the page, or starting the UI again, shows every run as it is."""
+"""`seektune ui`: a local web page over the same commands. Data runs `seektune data inspect`; Train builds a
+config from a form (validated by the training loader, shown as the equivalent command, checked by `seektune
+check-template`), starts `seektune train` as its own process and charts its loss from metrics.jsonl; Evaluate
+writes an eval YAML and runs `seektune eval`, then shows its report and charts; Chat asks a run (and, side by
+side, another model) through `ChatSession`, the object `seektune chat` drives. The run directories are the state:
+reloading the page, or starting the UI again, shows every run as it is."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pathlib import Path
 
 from seektune.errors import SeektuneError
 from seektune.method_config import METHODS
-from seektune.ui import forms
+from seektune.ui import evaluation, forms
 from seektune.ui.jobs import Jobs, metrics
 
 REFRESH_S = 2.0
@@ -73,7 +75,8 @@ def build(root: Path):
         except SeektuneError as exc:
             return f"**Not valid yet:**\n\n```\n{exc}\n```"
         name = tree["output"].get("name", "run")
-        return f"Equivalent command:\n\n```\n{forms.command_line(root / '.seektune-ui' / 'configs' / f'{name}.yaml')}\n```"
+        config = root / ".seektune-ui" / "configs" / f"{name}.yaml"
+        return f"Equivalent command:\n\n```\n{forms.command_line(config)}\n```"
 
     def start(*values):
         try:
@@ -118,23 +121,48 @@ def build(root: Path):
             return str(exc)
         return f"resuming {name}"
 
-    def ask(run: str, prompt: str):
+    def model_ref(name: str) -> str:
+        """A run the UI started (its directory), a packaged model, or a model folder inside the project."""
+        from seektune.models.registry import PACKAGED
+
+        name = name.strip()
+        status = next((s for s in jobs.statuses() if s.name == name), None)
+        if status is not None:
+            return status.run_dir
+        return name if name in PACKAGED else str(forms.inside(root, name, "model"))
+
+    def answer(name: str, prompt: str) -> str:
         from seektune.evaluate.runner import weights_stamp
         from seektune.inference.session import ChatSession
 
-        if not run or not prompt.strip():
-            return "choose a run and write a question"
-        status = next((s for s in jobs.statuses() if s.name == run), None)
-        target = status.run_dir if status else str(forms.inside(root, run, "model"))
+        target = model_ref(name)
         key = f"{target} {weights_stamp(target)}"   # a run trained again under its name is loaded again
+        if key not in sessions:
+            sessions[key] = ChatSession.open([target], max_new_tokens=64)
+        session = sessions[key]
+        session.reset()
+        return session.ask(prompt)
+
+    def ask(run: str, other: str, prompt: str):
+        """The run's answer and, side by side, the answer of the model it is compared with (e.g. its base)."""
+        if not run.strip() or not prompt.strip():
+            return "choose a run and write a question", ""
         try:
-            if key not in sessions:
-                sessions[key] = ChatSession.open([target], max_new_tokens=64)
-            session = sessions[key]
-            session.reset()
-            return session.ask(prompt)
+            return answer(run, prompt), answer(other, prompt) if other.strip() else ""
         except SeektuneError as exc:
-            return f"error: {exc}"
+            return f"error: {exc}", ""
+
+    def evaluate(names: str, data: str, task_type: str, limit, max_new_tokens, name: str):
+        try:
+            models = {n.strip(): model_ref(n) for n in names.replace(",", "\n").splitlines() if n.strip()}
+            tree = evaluation.eval_tree(root, models, data, task_type, limit, max_new_tokens, name.strip())
+            config = evaluation.write(tree, root, name.strip())
+        except SeektuneError as exc:
+            return f"**Not started:**\n\n```\n{exc}\n```", []
+        ok, output = seektune_command(root, "eval", str(config))
+        if not ok:
+            return f"**seektune eval failed:**\n\n```\n{output[-3000:]}\n```", []
+        return evaluation.report(Path(tree["output_dir"]))
 
     with gr.Blocks(title="seektune") as page:
         gr.Markdown(f"# seektune\nProject folder: `{root}`")
@@ -177,11 +205,30 @@ def build(root: Path):
                 resume_button = gr.Button("Resume", elem_id="resume")
             action = gr.Markdown(elem_id="run-action")
             log = gr.Textbox(label="log (last lines)", lines=8, interactive=False, elem_id="log")
+        with gr.Tab("Evaluate"):
+            eval_models = gr.Textbox(label="models: run names, packaged names or model folders, one per line",
+                                     lines=3, elem_id="eval-models")
+            eval_data = gr.Textbox(label="evaluation data (in the project folder)", elem_id="eval-data")
+            eval_type = gr.Radio(list(evaluation.TASK_TYPES), value="generation", label="task type",
+                                 elem_id="eval-type")
+            with gr.Row():
+                eval_limit = gr.Number(0, precision=0, label="examples (0 = all)", elem_id="eval-limit")
+                eval_tokens = gr.Number(64, precision=0, label="answer length (tokens)", elem_id="eval-tokens")
+                eval_name = gr.Textbox("eval", label="evaluation name", elem_id="eval-name")
+            eval_button = gr.Button("Evaluate", variant="primary", elem_id="evaluate")
+            eval_report = gr.Markdown(elem_id="eval-report")
+            eval_charts = gr.Gallery(label="charts", columns=3, elem_id="eval-charts")
         with gr.Tab("Chat", elem_id="chat-tab"):
-            chat_run = gr.Textbox(label="run (a run's name, or a model folder in the project)", elem_id="chat-run")
+            with gr.Row():
+                chat_run = gr.Textbox(label="run (a run's name, a packaged name or a model folder in the project)",
+                                      elem_id="chat-run")
+                chat_other = gr.Textbox(label="compare with (e.g. its base; optional)", elem_id="chat-base")
             prompt = gr.Textbox(label="question", elem_id="chat-prompt")
             ask_button = gr.Button("Ask", variant="primary", elem_id="ask")
-            answer = gr.Textbox(label="answer", interactive=False, elem_id="chat-answer")
+            with gr.Row():
+                reply = gr.Textbox(label="answer", interactive=False, elem_id="chat-answer")
+                other_reply = gr.Textbox(label="answer of the compared model", interactive=False,
+                                         elem_id="chat-base-answer")
 
         for component in inputs:
             component.change(preview, inputs, command)
@@ -194,7 +241,9 @@ def build(root: Path):
         page.load(preview, inputs, command)
         stop_button.click(stop, selected, action)
         resume_button.click(resume, selected, action)
-        ask_button.click(ask, [chat_run, prompt], answer)
+        ask_button.click(ask, [chat_run, chat_other, prompt], [reply, other_reply])
+        eval_button.click(evaluate, [eval_models, eval_data, eval_type, eval_limit, eval_tokens, eval_name],
+                          [eval_report, eval_charts])
     return page
 
 

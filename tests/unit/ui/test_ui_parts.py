@@ -67,3 +67,21 @@ def test_run_states_come_from_the_run_directory(tmp_path):
                       "failed": ("failed", 0, None), "running": ("running", 0, None)}
     with pytest.raises(ConfigError, match="already training"):
         jobs.start("running", tmp_path / "c.yaml", tmp_path / "runs" / "running")
+
+
+def test_the_evaluate_tab_writes_an_eval_config_inside_the_project(tmp_path):
+    from seektune.evaluate.eval_config import load as load_eval
+    from seektune.ui import evaluation
+
+    (tmp_path / "heldout.jsonl").write_text("{}\n")
+    tree = evaluation.eval_tree(tmp_path, {"base": "smollm2-135m-instruct", "tuned": str(tmp_path / "runs/x")},
+                                "heldout.jsonl", "generation", 5, 32, "first")
+    cfg = load_eval(evaluation.write(tree, tmp_path, "first"))
+    assert [m.name for m in cfg.models] == ["base", "tuned"] and cfg.tasks[0].limit == 5
+    assert cfg.output_dir == str(tmp_path / ".seektune-ui" / "evals" / "first")
+    with pytest.raises(ConfigError, match="at least one model"):
+        evaluation.eval_tree(tmp_path, {}, "heldout.jsonl", "generation", 0, 32, "x")
+    with pytest.raises(ConfigError, match="letters, digits"):
+        evaluation.eval_tree(tmp_path, {"base": "b"}, "heldout.jsonl", "generation", 0, 32, "../x")
+    with pytest.raises(ConfigError, match="outside"):
+        evaluation.eval_tree(tmp_path, {"base": "b"}, "/etc/passwd", "generation", 0, 32, "x")

@@ -1,0 +1,51 @@
+"""The evaluate tab: the models and the task the page names become an eval YAML, `seektune eval` runs it as its
+own process (resumable, as from the command line), and the page reads back its report and charts."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from seektune.atomic import write_text
+from seektune.errors import ConfigError
+from seektune.evaluate.eval_config import EvalConfig
+from seektune.schema import validate
+from seektune.ui import forms
+
+TASK_TYPES = ("generation", "perplexity")   # the ones that need nothing beyond a data file
+
+
+def eval_tree(root: Path, models: dict[str, str], data: str, task_type: str, limit: int,
+              max_new_tokens: int, name: str) -> dict:
+    """An eval config: every model on one task from a project file, written under .seektune-ui/evals/<name>/."""
+    if not models:
+        raise ConfigError("choose at least one model to evaluate")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name or ""):
+        raise ConfigError(f"evaluation name {name!r}: letters, digits, '.', '_' and '-' only")
+    source = forms.inside(root, data, "evaluation data")
+    tree = {"models": [{"name": label, "path": path} for label, path in models.items()],
+            "tasks": [{"name": source.stem, "type": task_type, "data": str(source), "limit": int(limit or 0)}],
+            "generation": {"max_new_tokens": int(max_new_tokens), "batch_size": 8},
+            "efficiency": {"prompts": 2, "max_new_tokens": 8},
+            "output_dir": str(root / ".seektune-ui" / "evals" / name)}
+    validate(EvalConfig, tree, "the evaluate tab")
+    return tree
+
+
+def write(tree: dict, root: Path, name: str) -> Path:
+    path = root / ".seektune-ui" / "evals" / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text(path, yaml.safe_dump(tree, sort_keys=False, allow_unicode=True))
+    return path
+
+
+def report(output_dir: Path) -> tuple[str, list]:
+    """report.md without its image links, and the charts as images (the page shows them itself)."""
+    from PIL import Image
+
+    text = "\n".join(line for line in (output_dir / "report.md").read_text(encoding="utf-8").splitlines()
+                     if not line.startswith("!["))
+    charts = [Image.open(p).copy() for p in sorted((output_dir / "charts").glob("*.png"))]
+    return text, charts
