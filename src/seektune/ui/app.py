@@ -17,6 +17,7 @@ from seektune.ui import evaluation, forms
 from seektune.ui.jobs import Jobs, metrics
 
 REFRESH_S = 2.0
+MAX_SESSIONS = 4   # models kept loaded for chat (a run and its base, twice)
 
 
 def _runs_table(jobs: Jobs) -> list[list]:
@@ -138,6 +139,8 @@ def build(root: Path):
         target = model_ref(name)
         key = f"{target} {weights_stamp(target)}"   # a run trained again under its name is loaded again
         if key not in sessions:
+            while len(sessions) >= MAX_SESSIONS:   # the oldest loaded model leaves memory first
+                sessions.pop(next(iter(sessions)))
             sessions[key] = ChatSession.open([target], max_new_tokens=64)
         session = sessions[key]
         session.reset()
