@@ -30,8 +30,8 @@ from seektune.models.loading import load_model
 from seektune.models.vision import load_images
 from seektune.train.loop import train
 from seektune.train.objectives import CausalLMObjective
-from tests.conftest import _train_tokenizer, write_config
-from tests.e2e.test_vision import assert_packed_equals_apart
+from tests.conftest import _train_tokenizer
+from tests.e2e.test_vision import _config, assert_packed_equals_apart
 
 COLOURS = {"red": 0, "blue": 2}
 VISION_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
@@ -133,11 +133,6 @@ def qwen_setup(tmp_path_factory, _video_processor):
     data.write_text("".join(json.dumps(r) + "\n" for r in records))
     heldout = _colour_data(root / "heldout", 4, shades=[160, 181, 222, 243])   # shades training never showed
     return root, model_dir, data, heldout
-
-
-def _config(tmp_path, setup, **sections):
-    _, model_dir, data, _ = setup
-    return write_config(tmp_path, model_dir, data, **{"data": {"train": [str(data)], "max_length": 64}, **sections})
 
 
 @pytest.fixture(scope="module")
