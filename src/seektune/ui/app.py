@@ -27,8 +27,8 @@ def _runs_table(jobs: Jobs) -> list[list]:
 def _loss_frame(jobs: Jobs, name: str | None):
     import pandas as pd
 
-    status = next((s for s in jobs.statuses() if s.name == name), None)
-    rows = metrics(Path(status.run_dir)) if status else []
+    run_dir = jobs.run_dir(name) if name else None
+    rows = metrics(run_dir) if run_dir else []
     return pd.DataFrame({"step": [r["step"] for r in rows], "loss": [r["loss"] for r in rows]})
 
 
@@ -82,7 +82,7 @@ def build(root: Path):
     def start(*values):
         try:
             tree = forms.config_tree(root, form_values(*values))
-            config, cfg = forms.write(tree, root), forms.check(tree)
+            config, cfg = forms.write(tree, root)
             jobs.start(cfg.output.name, config, Path(cfg.output.dir) / cfg.output.name)
         except SeektuneError as exc:
             return f"**Not started:**\n\n```\n{exc}\n```", _runs_table(jobs)
@@ -97,7 +97,7 @@ def build(root: Path):
 
     def check_template(*values):
         try:
-            config = forms.write(forms.config_tree(root, form_values(*values)), root)
+            config, _ = forms.write(forms.config_tree(root, form_values(*values)), root)
         except SeektuneError as exc:
             return f"**Not valid yet:**\n\n```\n{exc}\n```"
         ok, output = seektune_command(root, "check-template", str(config), "--records", "2")
@@ -113,11 +113,11 @@ def build(root: Path):
         return f"stopped {name}" if name and jobs.stop(name) else "nothing to stop"
 
     def resume(name: str | None):
-        status = next((s for s in jobs.statuses() if s.name == name), None)
-        if status is None:
+        run_dir = jobs.run_dir(name) if name else None
+        if run_dir is None:
             return "choose a run"
         try:
-            jobs.start(name, root / ".seektune-ui" / "configs" / f"{name}.yaml", Path(status.run_dir), resume=True)
+            jobs.start(name, root / ".seektune-ui" / "configs" / f"{name}.yaml", run_dir, resume=True)
         except SeektuneError as exc:
             return str(exc)
         return f"resuming {name}"
@@ -127,9 +127,9 @@ def build(root: Path):
         from seektune.models.registry import PACKAGED
 
         name = name.strip()
-        status = next((s for s in jobs.statuses() if s.name == name), None)
-        if status is not None:
-            return status.run_dir
+        run_dir = jobs.run_dir(name)
+        if run_dir is not None:
+            return str(run_dir)
         return name if name in PACKAGED else str(forms.inside(root, name, "model"))
 
     def answer(name: str, prompt: str) -> str:

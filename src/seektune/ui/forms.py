@@ -74,14 +74,14 @@ def check(tree: dict) -> Config:
     return validate(Config, tree, "the train form")
 
 
-def write(tree: dict, root: Path) -> Path:
+def write(tree: dict, root: Path) -> tuple[Path, Config]:
     """The form's config as <root>/.seektune-ui/configs/<run>.yaml (what the started process and the shown
-    command read)."""
+    command read), and the validated config."""
     cfg = check(tree)
     path = root / ".seektune-ui" / "configs" / f"{cfg.output.name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, yaml.safe_dump(tree, sort_keys=False, allow_unicode=True))
-    return path
+    return path, cfg
 
 
 def command_line(config: Path) -> str:

@@ -79,6 +79,11 @@ class Jobs:
         path = self.folder / f"{name}.json"
         return Job(**json.loads(path.read_text())) if path.is_file() else None
 
+    def run_dir(self, name: str) -> Path | None:
+        """The run directory of a run the UI started (None for any other name)."""
+        job = self._record(name)
+        return Path(job.run_dir) if job is not None else None
+
     def running(self, name: str) -> bool:
         job = self._record(name)
         return job is not None and _alive(job.pid)

@@ -27,7 +27,8 @@ def test_the_form_is_the_training_config(tmp_path):
     cfg = forms.check(tree)
     assert cfg.data.train[0].path == str(tmp_path / "train.jsonl") and cfg.method.lora.r == 4
     assert cfg.output.dir == str(tmp_path / "runs") and cfg.train.max_steps == 6
-    path = forms.write(tree, tmp_path)
+    path, written = forms.write(tree, tmp_path)
+    assert written == cfg
     assert forms.command_line(path) == f"seektune train {path}"
     help_of = {f.key: f.help for f in forms.FIELDS}
     assert help_of["train.max_steps"] == TrainConfig.model_fields["max_steps"].description
@@ -65,6 +66,7 @@ def test_run_states_come_from_the_run_directory(tmp_path):
     states = {s.name: (s.state, s.step, s.loss) for s in jobs.statuses()}
     assert states == {"finished": ("finished", 2, 1.5), "stopped": ("stopped (resumable)", 0, None),
                       "failed": ("failed", 0, None), "running": ("running", 0, None)}
+    assert jobs.run_dir("stopped") == stopped and jobs.run_dir("never-started") is None
     with pytest.raises(ConfigError, match="already training"):
         jobs.start("running", tmp_path / "c.yaml", tmp_path / "runs" / "running")
 
