@@ -116,18 +116,23 @@ def test_chat_with_an_image_from_the_cli_and_the_session(lora_run, vision_setup,
 
 
 def test_the_merged_model_gives_the_adapters_logits(lora_run, vision_setup, tmp_path):
+    _, _, _, heldout = vision_setup
+    assert_merge_keeps_logits(lora_run, tmp_path, lambda processor: processor(
+        images=[Image.open(heldout[0][0]).convert("RGB")], text=["<image>\nWhat colour?"], return_tensors="pt"))
+
+
+def assert_merge_keeps_logits(run, tmp_path, inputs_of) -> None:
+    """The run's adapter merged into its base (processor kept beside it) gives the adapter's logits on the
+    inputs `inputs_of(processor)` builds."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from seektune.artifacts import open_artifact
 
-    _, _, _, heldout = vision_setup
-    artifact = open_artifact(lora_run)
+    artifact = open_artifact(run)
     merged_dir = artifact.merge(tmp_path / "merged")
-    processor = AutoProcessor.from_pretrained(merged_dir)
+    inputs = inputs_of(AutoProcessor.from_pretrained(merged_dir))
     merged = AutoModelForImageTextToText.from_pretrained(merged_dir).eval()
     adapter, _ = artifact.load()
-    inputs = processor(images=[Image.open(heldout[0][0]).convert("RGB")], text=["<image>\nWhat colour?"],
-                       return_tensors="pt")
     with torch.no_grad():
         torch.testing.assert_close(merged(**inputs).logits, adapter(**inputs).logits, atol=1e-5, rtol=1e-5)
 

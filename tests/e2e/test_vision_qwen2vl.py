@@ -31,7 +31,7 @@ from seektune.models.vision import load_images
 from seektune.train.loop import train
 from seektune.train.objectives import CausalLMObjective
 from tests.conftest import _train_tokenizer
-from tests.e2e.test_vision import _config, assert_packed_equals_apart
+from tests.e2e.test_vision import _config, assert_merge_keeps_logits, assert_packed_equals_apart
 
 COLOURS = {"red": 0, "blue": 2}
 VISION_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
@@ -212,19 +212,8 @@ def test_chat_with_an_image_from_the_cli_and_the_session(lora_run, qwen_setup, c
 
 
 def test_the_merged_model_gives_the_adapters_logits(lora_run, qwen_setup, tmp_path):
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    from seektune.artifacts import open_artifact
-
     _, _, _, heldout = qwen_setup
-    artifact = open_artifact(lora_run)
-    merged_dir = artifact.merge(tmp_path / "merged")
-    processor = AutoProcessor.from_pretrained(merged_dir)
-    merged = AutoModelForImageTextToText.from_pretrained(merged_dir).eval()
-    adapter, _ = artifact.load()
-    inputs = _user_inputs(processor, heldout[0][0])
-    with torch.no_grad():
-        torch.testing.assert_close(merged(**inputs).logits, adapter(**inputs).logits, atol=1e-5, rtol=1e-5)
+    assert_merge_keeps_logits(lora_run, tmp_path, lambda processor: _user_inputs(processor, heldout[0][0]))
 
 
 def _samples(renderer, pictures: list[tuple[str, str]]):
