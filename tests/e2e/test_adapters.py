@@ -90,3 +90,17 @@ def test_combined_adapter_is_a_plain_peft_adapter(two_runs, tmp_path, tiny_llama
 def test_ties_needs_a_density(two_runs, tmp_path, capsys):
     assert main(["adapters", "combine", *map(str, two_runs), "--out", str(tmp_path / "x"), "--method", "ties"]) == 2
     assert "--density is required" in capsys.readouterr().err
+
+
+def test_the_ui_chat_switches_adapters_without_loading_again(two_runs):
+    from seektune.inference.session import ChatSession
+    from seektune.ui.project import Project
+    from seektune.ui.tabs.chat_tab import Sessions
+
+    project = Project(two_runs[0].parents[1])
+    sessions = Sessions(project)
+    names = [f"runs/{run.name}" for run in two_runs]
+    for run, adapter in zip(two_runs, ("clinic", "amber")):
+        answer, session = sessions.answer(names, QA[0][0], adapter, max_new_tokens=8)
+        assert session.active == adapter and answer == ChatSession.open([str(run)], max_new_tokens=8).ask(QA[0][0])
+    assert len(sessions.open) == 1   # one base, both adapters: loaded once, switched in place

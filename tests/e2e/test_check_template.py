@@ -28,6 +28,16 @@ def test_passes_without_a_model_and_marks_only_answers(tmp_path, tiny_llama_dir,
     assert "6/6 assistant turns" in out and "stopping: skipped" in out
 
 
+def test_bad_records_are_skipped_as_training_skips_them(tmp_path, tiny_llama_dir, capsys):
+    path = _multi_turn(tmp_path)
+    path.write_text("{not json\n" + path.read_text())
+    cfg = write_config(tmp_path, tiny_llama_dir, path)
+    assert main(["check-template", str(cfg)]) == 2
+    assert "chat.jsonl:1" in capsys.readouterr().err   # on_error: raise names the bad line
+    assert main(["check-template", str(cfg), "data.on_error=skip"]) == 0
+    assert "\u27e6Tuesdays.<|im_end|>\u27e7" in capsys.readouterr().out
+
+
 def test_deepseek_r1_multi_turn_prefixes_match(tmp_path, capsys):
     from seektune.evaluate.template_check import TemplateReport, check_prefixes
     from seektune.models.registry import deepseek_tokenizer

@@ -1,63 +1,21 @@
 """`seektune ui` in a real browser (headless Chromium through selenium): the page starts on a free loopback port
-over a project folder, the data tab inspects the training file (record count, format, token-length histogram),
-the train form is filled for the suite's tiny Llama and its template checked, training starts as its own process
-and keeps going when the browser closes, a new browser sees the run finish with its loss charted, the evaluate tab
-reports base and run side by side, and the chat tab answers exactly what `seektune chat` answers for the run and
-for its base."""
+over a project folder; the data tab inspects the training file (format, record count, token-length histogram),
+renders an example with its supervised answer and cleans the file (output and manifest downloadable); the train
+form marks a wrong value beside its field, is filled for the suite's tiny Llama (a folded key included) and its
+template checked; training starts as its own process and keeps going when the browser closes; a new browser sees
+the run finish with its loss and lr charted; the evaluate tab reports base and run side by side; the chat tab
+answers exactly what `seektune chat` answers for the run and for its base; the run is served and stopped."""
 
 import json
 import shutil
-import socket
-import subprocess
-import sys
-import time
 
 import pytest
+import yaml
 
 from tests.conftest import QA
+from tests.e2e import browser
 
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1280,2400"):
-        options.add_argument(flag)
-    options.binary_location = CHROMIUM
-    return webdriver.Chrome(service=Service(DRIVER), options=options)
-
-
-def _wait(condition, timeout: float, what: str):
-    end = time.time() + timeout
-    while time.time() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def _type(driver, elem_id: str, text: str) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-
-    field = driver.find_element(By.CSS_SELECTOR, f"#{elem_id} textarea, #{elem_id} input")
-    field.send_keys(Keys.CONTROL, "a")
-    field.send_keys(Keys.DELETE)
-    field.send_keys(text)
-    field.send_keys(Keys.TAB)   # gradio reads a field when it loses focus
 
 
 @pytest.fixture()
@@ -73,110 +31,104 @@ def project(tmp_path, tiny_llama_dir):
 def ui(project):
     pytest.importorskip("gradio")
     pytest.importorskip("selenium")
-    if not (CHROMIUM and DRIVER):
+    if not (browser.CHROMIUM and browser.DRIVER):
         pytest.skip("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
-    port = _free_port()
-    log = open(project / "ui.log", "w")
-    process = subprocess.Popen([sys.executable, "-m", "seektune.cli", "ui", "--root", str(project), "--port",
-                                str(port)], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
+    process, url = browser.start_ui(project, project / "ui.log")
     try:
-        import httpx
-
-        _wait(lambda: process.poll() is None and _reachable(httpx, url), 90, "the page")
         yield url
     finally:
         process.terminate()
         process.wait(30)
-        log.close()
-
-
-def _reachable(httpx, url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _open_tab(driver, name: str) -> None:
-    """Show a tab (selenium reads only what is displayed)."""
-    from selenium.webdriver.common.by import By
-
-    first_field = {"Train": "#model textarea", "Evaluate": "#eval-models textarea", "Chat": "#chat-run textarea"}[name]
-    _wait(lambda: driver.find_elements(By.XPATH, f"//button[@role='tab' and contains(., '{name}')]"), 30, name)
-    driver.find_element(By.XPATH, f"//button[@role='tab' and contains(., '{name}')]").click()
-    _wait(lambda: any(e.is_displayed() for e in driver.find_elements(By.CSS_SELECTOR, first_field)), 30,
-          f"the {name} tab")
-
-
-def _cell_texts(driver) -> str:
-    from selenium.webdriver.common.by import By
-
-    return " ".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, "#runs"))   # re-rendered on refresh
 
 
 def test_train_from_the_page_then_chat_with_the_result(ui, project):
     from selenium.webdriver.common.by import By
 
-    driver = _browser()
+    driver = browser.browser()
     try:
         driver.get(ui)
-        _wait(lambda: driver.find_elements(By.CSS_SELECTOR, "#inspect-file textarea"), 30, "the data tab")
-        _type(driver, "inspect-file", "train.jsonl")
-        driver.find_element(By.CSS_SELECTOR, "#inspect").click()
-        report = _wait(lambda: "records:" in (t := driver.find_element(By.CSS_SELECTOR, "#inspect-report").text)
-                       and t, 60, "the inspection report")
-        assert f"records: {len(QA)}" in report and "alpaca" in report
-        _wait(lambda: driver.find_elements(By.CSS_SELECTOR, "#inspect-plot img"), 30, "the token-length histogram")
+        browser.wait(lambda: driver.find_elements(By.CSS_SELECTOR, "#inspect-file textarea"), 30, "the data tab")
+        browser.type_into(driver, "inspect-file", "train.jsonl")
+        browser.click(driver, "inspect")
+        report = browser.wait(lambda: "records:" in (t := browser.text_of(driver, "inspect-report")) and t, 60,
+                              "the inspection report")
+        assert f"records: {len(QA)}" in report and "alpaca" in browser.text_of(driver, "data-summary")
+        browser.wait(lambda: driver.find_elements(By.CSS_SELECTOR, "#inspect-plot img"), 30, "the histogram")
+        browser.wait(lambda: QA[0][1] in browser.text_of(driver, "data-example"), 60, "the rendered example")
+        browser.click(driver, "data-run-step")   # clean, the default step
+        browser.wait(lambda: driver.find_elements(By.CSS_SELECTOR, "#data-download a"), 60, "the cleaned file")
+        links = [a.get_attribute("download") for a in driver.find_elements(By.CSS_SELECTOR, "#data-download a")]
+        assert links == ["train.clean.jsonl", "train.clean.jsonl.manifest.json"]
 
-        _open_tab(driver, "Train")
-        for elem_id, text in [("model", "tiny-llama"), ("data", "train.jsonl"), ("steps", "6"), ("lr", "0.005"),
-                              ("batch", "2"), ("max-length", "64"), ("rank", "4"), ("run-name", "ui-run")]:
-            _type(driver, elem_id, text)
-        command = _wait(lambda: "seektune train" in (t := driver.find_element(By.CSS_SELECTOR, "#command").text)
-                        and t, 30, "the equivalent command")
-        assert "ui-run.yaml" in command
-        driver.find_element(By.CSS_SELECTOR, "#check-template").click()
-        checked = _wait(lambda: "Template check" in (t := driver.find_element(By.CSS_SELECTOR, "#template").text)
-                        and t, 60, "the template check")
+        browser.open_tab(driver, "Train", "cfg-model-name-or-path")
+        browser.type_into(driver, "cfg-train-max-steps", "-1")   # a bad value: the error shows beside the field
+        browser.wait(lambda: "greater than or equal to 0" in browser.text_of(driver, "cfg-train-max-steps"), 30,
+                     "the error beside train.max_steps")
+        assert "Not valid yet" in browser.text_of(driver, "command")
+        for key, text in [("model-name-or-path", "tiny-llama"), ("data-train", "train.jsonl"),
+                          ("train-max-steps", "6"), ("train-learning-rate", "0.005"),
+                          ("train-micro-batch-size", "2"), ("data-max-length", "64"), ("method-lora-r", "4"),
+                          ("output-name", "ui-run")]:
+            browser.type_into(driver, f"cfg-{key}", text)
+        browser.open_section(driver, "section-train")   # a key beyond the key settings
+        browser.type_into(driver, "cfg-train-warmup-ratio", "0.5")
+        command = browser.wait(lambda: "seektune train" in (t := browser.text_of(driver, "command")) and t, 30,
+                               "the equivalent command")
+        assert "ui-run.yaml" in command and "greater than" not in browser.text_of(driver, "cfg-train-max-steps")
+        browser.click(driver, "check-template")
+        checked = browser.wait(lambda: "Template check" in (t := browser.text_of(driver, "template")) and t, 60,
+                               "the template check")
         assert "Template check passed" in checked and QA[0][0] in checked   # a rendered training example
-        driver.find_element(By.CSS_SELECTOR, "#start").click()
-        _wait(lambda: "ui-run" in _cell_texts(driver), 30, "the run in the table")
+        browser.click(driver, "start")
+        browser.wait(lambda: "ui-run" in browser.text_of(driver, "runs"), 30, "the run in the table")
     finally:
         driver.quit()   # closing the browser leaves the training process running
 
-    driver = _browser()
+    written = yaml.safe_load((project / ".seektune-ui" / "configs" / "ui-run.yaml").read_text())
+    assert written["train"] == {"max_steps": 6, "learning_rate": 0.005, "micro_batch_size": 2, "warmup_ratio": 0.5}
+    driver = browser.browser()
     try:
         driver.get(ui)
-        _open_tab(driver, "Train")
-        _wait(lambda: "finished" in _cell_texts(driver), 180, "the run to finish")
+        browser.open_tab(driver, "Train", "cfg-model-name-or-path")
+        browser.wait(lambda: "finished" in browser.text_of(driver, "runs"), 180, "the run to finish")
         assert (project / "runs" / "ui-run" / "final" / "adapter_config.json").is_file()
         steps = [json.loads(line)["step"] for line in (project / "runs" / "ui-run" / "metrics.jsonl").read_text()
                  .splitlines() if "loss" in json.loads(line)]
-        assert steps[-1] == 6 and "6" in _cell_texts(driver)
-        _wait(lambda: driver.find_elements(By.CSS_SELECTOR, "#loss-plot canvas, #loss-plot svg"), 30, "the loss chart")
+        assert steps[-1] == 6 and "6" in browser.text_of(driver, "runs")
+        for chart in ("loss-plot", "lr-plot"):
+            browser.wait(lambda: driver.find_elements(By.CSS_SELECTOR, f"#{chart} canvas, #{chart} svg"), 30, chart)
 
-        _open_tab(driver, "Evaluate")
-        _type(driver, "eval-models", "tiny-llama\nui-run")
-        _type(driver, "eval-data", "train.jsonl")
-        _type(driver, "eval-limit", "3")
-        _type(driver, "eval-tokens", "8")
-        driver.find_element(By.CSS_SELECTOR, "#evaluate").click()
-        report = _wait(lambda: "Evaluation report" in (t := driver.find_element(By.CSS_SELECTOR, "#eval-report").text)
-                       and t, 120, "the evaluation report")
+        browser.open_tab(driver, "Evaluate", "eval-models")
+        browser.type_into(driver, "eval-models", "tiny-llama\nui-run")
+        browser.type_into(driver, "eval-data", "train.jsonl")
+        browser.type_into(driver, "eval-limit", "3")
+        browser.type_into(driver, "eval-tokens", "8")
+        browser.click(driver, "evaluate")
+        report = browser.wait(lambda: "Evaluation report" in (t := browser.text_of(driver, "eval-report")) and t, 120,
+                              "the evaluation report")
         assert "tiny-llama" in report and "ui-run" in report and "Task train" in report
         assert driver.find_elements(By.CSS_SELECTOR, "#eval-charts img")
         saved = json.loads((project / ".seektune-ui" / "evals" / "eval" / "report.json").read_text())
         assert saved["models"] == ["tiny-llama", "ui-run"] and saved["tasks"]["train"]["models"]["ui-run"]["clean"]
 
-        _open_tab(driver, "Chat")
-        _type(driver, "chat-run", "ui-run")
-        _type(driver, "chat-base", "tiny-llama")
-        _type(driver, "chat-prompt", QA[0][0])
-        driver.find_element(By.CSS_SELECTOR, "#ask").click()
-        answers = _wait(lambda: all(values := [driver.find_element(By.CSS_SELECTOR, f"#{e} textarea")
-                                               .get_attribute("value") for e in ("chat-answer", "chat-base-answer")])
-                        and values, 60, "both answers")
+        browser.open_tab(driver, "Chat", "chat-run")
+        browser.type_into(driver, "chat-run", "ui-run")
+        browser.type_into(driver, "chat-base", "tiny-llama")
+        browser.type_into(driver, "chat-prompt", QA[0][0])
+        browser.click(driver, "ask")
+        answers = browser.wait(lambda: all(values := [browser.value_of(driver, e)
+                                                      for e in ("chat-answer", "chat-base-answer")]) and values,
+                               60, "both answers")
+
+        browser.open_tab(driver, "Compress", "serve-models")   # (compressing: tests/unit/ui/test_ui_ship.py)
+        browser.type_into(driver, "serve-models", "ui-run")
+        browser.type_into(driver, "serve-port", str(browser.free_port()))
+        browser.click(driver, "serve-start")
+        browser.wait(lambda: "running" in browser.text_of(driver, "serve-status"), 120, "the server")
+        snippet = browser.text_of(driver, "serve-snippet")
+        assert "ui-run" in snippet and "curl" in snippet
+        browser.click(driver, "serve-stop")
+        browser.wait(lambda: "stopped" in browser.text_of(driver, "serve-status"), 60, "the server to stop")
     finally:
         driver.quit()
     from seektune.inference.session import ChatSession

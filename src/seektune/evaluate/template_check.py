@@ -192,8 +192,8 @@ def check_stopping(model, tokenizer, prompts: list[list[dict]], max_new_tokens: 
 def run(cfg: Config, tokenizer, model, records: int, max_new_tokens: int) -> TemplateReport:
     report = TemplateReport()
     data = cfg.data
-    loaded = read_file(data.train[0].path, data.train[0].format, data.system_prompt,
-                       reasoning_field=data.reasoning_field)[:records]
+    loaded = read_file(data.train[0].path, data.train[0].format, data.system_prompt, data.on_error,
+                       reasoning_field=data.reasoning_field)[:records]   # bad records skipped as training skips them
     conversations = [(r.where, r.content) for r in loaded if not isinstance(r.content, str)]
     if conversations:
         renderer = Renderer(tokenizer, max_length=1 << 30, train_on=data.train_on, reasoning=data.reasoning)
@@ -203,7 +203,7 @@ def run(cfg: Config, tokenizer, model, records: int, max_new_tokens: int) -> Tem
         check_reasoning(tokenizer, conversations, report, data.reasoning)
     if model is not None:
         eval_files = cfg.data.eval or cfg.data.train
-        held = read_file(eval_files[0].path, eval_files[0].format, cfg.data.system_prompt,
+        held = read_file(eval_files[0].path, eval_files[0].format, cfg.data.system_prompt, cfg.data.on_error,
                          reasoning_field=cfg.data.reasoning_field)[:records]
         prompts = [r.content[: max(i for i, m in enumerate(r.content) if m["role"] == "assistant")]
                    for r in held if not isinstance(r.content, str)]

@@ -18,15 +18,17 @@ TASK_TYPES = ("generation", "perplexity")   # the ones that need nothing beyond 
 
 
 def eval_tree(root: Path, models: dict[str, str], data: str, task_type: str, limit: int,
-              max_new_tokens: int, name: str) -> dict:
-    """An eval config: every model on one task from a project file, written under .seektune-ui/evals/<name>/."""
+              max_new_tokens: int, name: str, system_prompt: str | None = None) -> dict:
+    """An eval config: every model on one task from a project file (asked with `system_prompt` where its records
+    have none, as training added it), written under .seektune-ui/evals/<name>/."""
     if not models:
         raise ConfigError("choose at least one model to evaluate")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name or ""):
         raise ConfigError(f"evaluation name {name!r}: letters, digits, '.', '_' and '-' only")
     source = forms.inside(root, data, "evaluation data")
     tree = {"models": [{"name": label, "path": path} for label, path in models.items()],
-            "tasks": [{"name": source.stem, "type": task_type, "data": str(source), "limit": int(limit or 0)}],
+            "tasks": [{"name": source.stem, "type": task_type, "data": str(source), "limit": int(limit or 0),
+                       **({"system_prompt": system_prompt.strip()} if (system_prompt or "").strip() else {})}],
             "generation": {"max_new_tokens": int(max_new_tokens), "batch_size": 8},
             "efficiency": {"prompts": 2, "max_new_tokens": 8},
             "output_dir": str(root / ".seektune-ui" / "evals" / name)}

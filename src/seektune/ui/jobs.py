@@ -40,7 +40,7 @@ class RunStatus:
     run_dir: str
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """The process exists and is not a zombie (a finished child of this UI stays in the table until reaped)."""
     try:
         os.waitpid(pid, os.WNOHANG)          # reap it if it is our finished child
@@ -51,6 +51,17 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def running_as(pid: int, command: list[str]) -> bool:
+    """The recorded process is alive and is still the command we started (after a reboot the pid may belong to
+    another process, which must never get our SIGTERM)."""
+    if not alive(pid):
+        return False
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1] == [a.encode() for a in command]
+    except OSError:
+        return False
 
 
 def metrics(run_dir: Path) -> list[dict]:
@@ -86,7 +97,7 @@ class Jobs:
 
     def running(self, name: str) -> bool:
         job = self._record(name)
-        return job is not None and _alive(job.pid)
+        return job is not None and running_as(job.pid, job.command)
 
     def start(self, name: str, config: Path, run_dir: Path, resume: bool = False) -> Job:
         """Start `seektune train CONFIG [--resume]` detached; its output goes to <root>/.seektune-ui/jobs/NAME.log."""
@@ -105,16 +116,21 @@ class Jobs:
     def stop(self, name: str) -> bool:
         """SIGTERM to the run's process group (training stops; its last checkpoint resumes)."""
         job = self._record(name)
-        if job is None or not _alive(job.pid):
+        if job is None or not running_as(job.pid, job.command):
             return False
         os.killpg(job.pid, signal.SIGTERM)
         return True
 
     def log_tail(self, name: str, lines: int = 12) -> str:
+        """The log's last lines as a terminal shows them: a progress bar redrawn with carriage returns is its
+        latest state, not every redraw."""
         job = self._record(name)
         if job is None or not Path(job.log).is_file():
             return ""
-        return "\n".join(Path(job.log).read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+        with open(job.log, encoding="utf-8", errors="replace", newline="") as handle:   # keep the \r
+            text = handle.read()
+        return "\n".join(line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n")[-lines - 1:]
+                         if line.strip())
 
     def statuses(self) -> list[RunStatus]:
         """Every run the UI started, newest first, with its state, progress and last loss."""
@@ -124,7 +140,7 @@ class Jobs:
         for job in sorted(jobs, key=lambda j: -j.started):
             run_dir = Path(job.run_dir)
             rows = metrics(run_dir)
-            if _alive(job.pid):
+            if running_as(job.pid, job.command):
                 state = "running"
             elif (run_dir / "final").is_dir() and (run_dir / "result.json").is_file():
                 state = "finished"

@@ -15,38 +15,93 @@ from seektune.ui.jobs import Jobs
 
 
 def _values(**changes):
-    values = {"model.name_or_path": "smollm2-135m-instruct", "method.name": "lora", "data.train": "train.jsonl",
-              "train.max_steps": 6, "train.learning_rate": 5e-3, "train.micro_batch_size": 2,
-              "data.max_length": 64, "method.lora.r": 4, "output.name": "clinic"}
+    values = {f.key: f.shown_default() for f in forms.FIELDS}
+    values.update({"data.train": "train.jsonl", "train.max_steps": 6, "train.learning_rate": 5e-3,
+                   "train.micro_batch_size": 2, "data.max_length": 64, "method.lora.r": 4, "output.name": "clinic"})
     return {**values, **changes}
 
 
 def test_the_form_is_the_training_config(tmp_path):
     (tmp_path / "train.jsonl").write_text("{}\n")
-    tree = forms.config_tree(tmp_path, _values())
+    tree, problems = forms.config_tree(tmp_path, _values())
     cfg = forms.check(tree)
-    assert cfg.data.train[0].path == str(tmp_path / "train.jsonl") and cfg.method.lora.r == 4
+    assert not problems and cfg.data.train[0].path == str(tmp_path / "train.jsonl") and cfg.method.lora.r == 4
     assert cfg.output.dir == str(tmp_path / "runs") and cfg.train.max_steps == 6
+    assert tree["train"] == {"max_steps": 6, "learning_rate": 5e-3, "micro_batch_size": 2}   # defaults left out
     path, written = forms.write(tree, tmp_path)
     assert written == cfg
     assert forms.command_line(path) == f"seektune train {path}"
-    help_of = {f.key: f.help for f in forms.FIELDS}
-    assert help_of["train.max_steps"] == TrainConfig.model_fields["max_steps"].description
+
+
+def test_every_key_of_the_schema_is_a_field_with_its_help(tmp_path):
+    from seektune.config import Config
+    from seektune.schema import describe
+
+    keys = {line.split(" = ")[0].strip() for line in describe(Config) if " = " in line}
+    files = {k for k in keys if k.startswith(("data.train.", "data.eval."))}   # path, format, domain, weight
+    assert keys - files | {"data.train", "data.eval"} == {f.key for f in forms.FIELDS}
+    assert forms.BY_KEY["train.max_steps"].help == TrainConfig.model_fields["max_steps"].description
+    kinds = {k: forms.BY_KEY[k].kind for k in ("train.gradient_checkpointing", "method.lora.r", "train.lr_scheduler",
+                                               "method.lora.target_modules", "continual.ewc", "model.dropout")}
+    assert kinds == {"train.gradient_checkpointing": "bool", "method.lora.r": "int", "train.lr_scheduler": "choice",
+                     "method.lora.target_modules": "yaml", "continual.ewc": "section", "model.dropout": "float"}
+
+
+def test_a_config_goes_into_the_form_and_back_unchanged(tmp_path):
+    (tmp_path / "train.jsonl").write_text("{}\n")
+    tree, _ = forms.config_tree(tmp_path, _values(**{
+        "method.lora.target_modules": "[q_proj, v_proj]", "train.lr_scheduler": "linear", "data.packing": False,
+        "method.qat.bits": "4", "continual.l2sp": True, "continual.l2sp.weight": 0.5, "continual.replay.ratio": 0.3,
+        "data.system_prompt": "Answer briefly.", "data.eval": "{path: train.jsonl, domain: clinic}"}))
+    assert tree["method"]["lora"]["target_modules"] == ["q_proj", "v_proj"] and tree["method"]["qat"]["bits"] == 4
+    assert tree["data"]["eval"] == [{"path": str(tmp_path / "train.jsonl"), "domain": "clinic"}]
+    assert tree["continual"] == {"l2sp": {"weight": 0.5}}   # replay is switched off: its keys are not written
+    again, _ = forms.config_tree(tmp_path, forms.form_values(tree))
+    assert again == tree
+
+
+def test_each_problem_is_given_to_the_field_it_names(tmp_path):
+    (tmp_path / "train.jsonl").write_text("{}\n")
+
+    def errors(**changes):
+        tree, problems = forms.config_tree(tmp_path, _values(**changes))
+        return {**forms.field_errors(tree)[1], **problems}
+
+    assert set(errors(**{"train.max_steps": -1})) == {"train.max_steps"}
+    assert "greater than or equal to 0" in errors(**{"train.max_steps": -1})["train.max_steps"]
+    assert set(errors(**{"data.train": ""})) == {"data.train"}   # a model-level check names its key
+    assert set(errors(**{"method.lora.target_modules": "[q_proj"})) == {"method.lora.target_modules"}
+    assert set(errors(**{"continual.ewc": True})) == {"continual.ewc"}   # EWC needs earlier runs
+    assert errors(**{"train.head_learning_rate": "fast"}) == {"train.head_learning_rate": "'fast' is not a number"}
+    assert errors(**{"train.head_learning_rate": "1e-4"}) == {} and errors() == {}
 
 
 def test_the_form_refuses_bad_values_and_files_outside_the_project(tmp_path):
     with pytest.raises(ConfigError, match="max_steps"):
-        forms.check(forms.config_tree(tmp_path, _values(**{"train.max_steps": -1})))
-    with pytest.raises(ConfigError, match="outside"):
-        forms.config_tree(tmp_path, _values(**{"data.train": "../secrets.jsonl"}))
-    with pytest.raises(ConfigError, match="outside"):
-        forms.config_tree(tmp_path, _values(**{"model.name_or_path": "/etc"}))
+        forms.check(forms.config_tree(tmp_path, _values(**{"train.max_steps": -1}))[0])
+    for key, value in (("data.train", "../secrets.jsonl"), ("model.name_or_path", "/etc"),
+                       ("train.term_file", "/etc/passwd"), ("output.dir", "/tmp"),
+                       ("data.eval", "{path: ../x.jsonl, domain: d}")):
+        assert "outside" in forms.config_tree(tmp_path, _values(**{key: value}))[1][key]
 
 
-def _job(jobs: Jobs, name: str, pid: int, run_dir) -> None:
+def test_a_runs_uploads_go_to_its_own_folder(tmp_path):
+    from seektune.ui.datasteps import save_upload
+    from seektune.ui.project import Project
+
+    project = Project(tmp_path)
+    upload = tmp_path / "clinic.jsonl"
+    upload.write_text('{"instruction": "q", "output": "a"}\n')
+    saved = save_upload(project, upload, run="../clinic")
+    assert saved == project.state("uploads", "runs", "clinic", "clinic.jsonl")
+    assert saved.read_text() == upload.read_text()
+
+
+def _job(jobs: Jobs, name: str, pid: int, run_dir, command: list[str] = ()) -> None:
     jobs.folder.mkdir(parents=True, exist_ok=True)
     (jobs.folder / f"{name}.json").write_text(json.dumps({
-        "name": name, "run_dir": str(run_dir), "config": "c.yaml", "pid": pid, "command": [], "log": "x.log",
+        "name": name, "run_dir": str(run_dir), "config": "c.yaml", "pid": pid, "command": list(command),
+        "log": str(run_dir.parents[1] / "x.log"),
         "started": 1.0 + len(list(jobs.folder.iterdir()))}))
 
 
@@ -62,10 +117,17 @@ def test_run_states_come_from_the_run_directory(tmp_path):
     failed.mkdir(parents=True)
     for name, run in (("finished", finished), ("stopped", stopped), ("failed", failed)):
         _job(jobs, name, done.pid, run)
-    _job(jobs, "running", os.getpid(), tmp_path / "runs" / "running")
+    this_process = open("/proc/self/cmdline", "rb").read().decode().split("\0")[:-1]
+    _job(jobs, "running", os.getpid(), tmp_path / "runs" / "running", this_process)
+    _job(jobs, "pid-reused", os.getpid(), tmp_path / "runs" / "pid-reused", ["python", "-m", "seektune.cli"])
     states = {s.name: (s.state, s.step, s.loss) for s in jobs.statuses()}
     assert states == {"finished": ("finished", 2, 1.5), "stopped": ("stopped (resumable)", 0, None),
-                      "failed": ("failed", 0, None), "running": ("running", 0, None)}
+                      "failed": ("failed", 0, None), "running": ("running", 0, None),
+                      "pid-reused": ("failed", 0, None)}
+    assert not jobs.stop("pid-reused")   # a process that is not ours never gets the signal
+    (tmp_path / "x.log").write_text("train tokens: 10\ntrain:   0%| 0/4\rtrain:  50%| 2/4\rtrain: 100%| 4/4\n"
+                                    "saved final/\n")
+    assert jobs.log_tail("finished") == "train tokens: 10\ntrain: 100%| 4/4\nsaved final/"
     assert jobs.run_dir("stopped") == stopped and jobs.run_dir("never-started") is None
     with pytest.raises(ConfigError, match="already training"):
         jobs.start("running", tmp_path / "c.yaml", tmp_path / "runs" / "running")
@@ -77,9 +139,10 @@ def test_the_evaluate_tab_writes_an_eval_config_inside_the_project(tmp_path):
 
     (tmp_path / "heldout.jsonl").write_text("{}\n")
     tree = evaluation.eval_tree(tmp_path, {"base": "smollm2-135m-instruct", "tuned": str(tmp_path / "runs/x")},
-                                "heldout.jsonl", "generation", 5, 32, "first")
+                                "heldout.jsonl", "generation", 5, 32, "first", "Answer in one sentence.")
     cfg = load_eval(evaluation.write(tree, tmp_path, "first"))
     assert [m.name for m in cfg.models] == ["base", "tuned"] and cfg.tasks[0].limit == 5
+    assert cfg.tasks[0].system_prompt == "Answer in one sentence."
     assert cfg.output_dir == str(tmp_path / ".seektune-ui" / "evals" / "first")
     with pytest.raises(ConfigError, match="at least one model"):
         evaluation.eval_tree(tmp_path, {}, "heldout.jsonl", "generation", 0, 32, "x")
@@ -87,3 +150,20 @@ def test_the_evaluate_tab_writes_an_eval_config_inside_the_project(tmp_path):
         evaluation.eval_tree(tmp_path, {"base": "b"}, "heldout.jsonl", "generation", 0, 32, "../x")
     with pytest.raises(ConfigError, match="outside"):
         evaluation.eval_tree(tmp_path, {"base": "b"}, "/etc/passwd", "generation", 0, 32, "x")
+
+
+def test_an_example_config_loads_into_the_form(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from seektune import config
+    from seektune.ui.project import Project
+    from seektune.ui.tabs.train_tab import loaded_values
+
+    shutil.copytree(Path(__file__).parents[3] / "examples" / "clinic", tmp_path / "clinic")
+    values = loaded_values(Project(tmp_path), "clinic/lora.yaml")
+    assert values["data.train"] == "clinic/train.jsonl" and values["train.epochs"] == 12
+    tree, problems = forms.config_tree(tmp_path, values)
+    from_form, from_file = forms.check(tree), config.load(tmp_path / "clinic" / "lora.yaml")
+    assert not problems and from_form.model_dump(exclude={"output"}) == from_file.model_dump(exclude={"output"})
+    assert from_form.output.name == "clinic-lora" and from_form.output.dir == str(tmp_path / "runs")
