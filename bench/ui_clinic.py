@@ -122,11 +122,12 @@ def main() -> None:
         browser.type_into(driver, "eval-models", "smollm2-135m-instruct\nclinic")
         browser.wait(lambda: browser.value_of(driver, "eval-system") == SYSTEM, 30, "the run's system prompt")
         browser.type_into(driver, "eval-data", "examples/clinic/heldout.jsonl")
+        browser.type_into(driver, "eval-general", "examples/clinic/general.jsonl")   # the forgetting check
         browser.type_into(driver, "eval-tokens", "32")
         browser.type_into(driver, "eval-name", "clinic-heldout")
         browser.click(driver, "evaluate")
         browser.wait(lambda: "Evaluation report" in browser.text_of(driver, "eval-report"), 1200, "the report")
-        timings["evaluate base and run (20 held-out)"] = time.time() - t
+        timings["evaluate base and run (20 held-out, 8 general)"] = time.time() - t
         shot(driver, shots, "ui-evaluate.png")
         report = json.loads((root / ".seektune-ui/evals/clinic-heldout/report.json").read_text())
 
@@ -155,6 +156,7 @@ def main() -> None:
         print(f"| {question} | {tuned} | {base} | {'yes' if fact.lower() in tuned.lower() else 'no'} |")
     scores = report["tasks"]["heldout"]["models"]
     print("\nevaluate tab, held-out paraphrases:", json.dumps({m: scores[m]["clean"] for m in scores}, indent=1))
+    print("forgetting (general questions):", json.dumps(report.get("forgetting"), indent=1))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ renders an example with its supervised answer and cleans the file (output and ma
 form marks a wrong value beside its field, is filled for the suite's tiny Llama (a folded key included) and its
 template checked; training starts as its own process and keeps going when the browser closes; a new browser sees
 the run finish with its loss and lr charted; the evaluate tab reports base and run side by side; the chat tab
-answers exactly what `seektune chat` answers for the run and for its base; the run is served and stopped."""
+answers exactly what `seektune chat` answers for the run and for its base. (The compress & serve tab's commands and
+detached server: tests/unit/ui/test_ui_ship.py; its clicks: bench/ui_clinic.py.)"""
 
 import json
 import shutil
@@ -120,15 +121,6 @@ def test_train_from_the_page_then_chat_with_the_result(ui, project):
                                                       for e in ("chat-answer", "chat-base-answer")]) and values,
                                60, "both answers")
 
-        browser.open_tab(driver, "Compress", "serve-models")   # (compressing: tests/unit/ui/test_ui_ship.py)
-        browser.type_into(driver, "serve-models", "ui-run")
-        browser.type_into(driver, "serve-port", str(browser.free_port()))
-        browser.click(driver, "serve-start")
-        browser.wait(lambda: "running" in browser.text_of(driver, "serve-status"), 120, "the server")
-        snippet = browser.text_of(driver, "serve-snippet")
-        assert "ui-run" in snippet and "curl" in snippet
-        browser.click(driver, "serve-stop")
-        browser.wait(lambda: "stopped" in browser.text_of(driver, "serve-status"), 60, "the server to stop")
     finally:
         driver.quit()
     from seektune.inference.session import ChatSession

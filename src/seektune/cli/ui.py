@@ -29,9 +29,11 @@ def run(args) -> None:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("ui", help="a local web page: train, watch the loss, chat with the result",
-                       description="A web page over seektune's commands for the project folder: a train form "
-                       "(the equivalent command shown), runs with live loss charts, stop/resume, and chat.")
+    p = sub.add_parser("ui", help="a local web page: data, train, evaluate, chat, compress and serve",
+                       description="A web page over seektune's commands for the project folder: inspect, clean, "
+                       "pseudonymise and check data; a train form of every config key (the equivalent command "
+                       "shown), runs with live loss and lr charts, stop/resume; evaluation reports; chat with a "
+                       "run beside its base; merge, quantize, export and serve.")
     p.add_argument("--root", default=".", help="the project folder: data and models are read inside it, runs go "
                    "to <root>/runs (default: here)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")

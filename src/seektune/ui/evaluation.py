@@ -13,22 +13,31 @@ from seektune.errors import ConfigError
 from seektune.evaluate.eval_config import EvalConfig
 from seektune.schema import validate
 from seektune.ui import forms
+from seektune.ui.project import split_names
 
 TASK_TYPES = ("generation", "perplexity")   # the ones that need nothing beyond a data file
 
 
 def eval_tree(root: Path, models: dict[str, str], data: str, task_type: str, limit: int,
-              max_new_tokens: int, name: str, system_prompt: str | None = None) -> dict:
-    """An eval config: every model on one task from a project file (asked with `system_prompt` where its records
-    have none, as training added it), written under .seektune-ui/evals/<name>/."""
+              max_new_tokens: int, name: str, system_prompt: str | None = None, general: str = "") -> dict:
+    """An eval config: every model on a task per project file in `data` (one per line; asked with `system_prompt`
+    where records have none, as training added it) and, for the forgetting check against the first model, a
+    general task per file in `general`; written under .seektune-ui/evals/<name>/."""
     if not models:
         raise ConfigError("choose at least one model to evaluate")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name or ""):
         raise ConfigError(f"evaluation name {name!r}: letters, digits, '.', '_' and '-' only")
-    source = forms.inside(root, data, "evaluation data")
-    tree = {"models": [{"name": label, "path": path} for label, path in models.items()],
-            "tasks": [{"name": source.stem, "type": task_type, "data": str(source), "limit": int(limit or 0),
-                       **({"system_prompt": system_prompt.strip()} if (system_prompt or "").strip() else {})}],
+    system = {"system_prompt": system_prompt.strip()} if (system_prompt or "").strip() else {}
+    tasks: list[dict] = []
+    for files, extra in ((data, {"type": task_type, "limit": int(limit or 0)}), (general, {"general": True})):
+        for line in split_names(files or ""):
+            source = forms.inside(root, line, "evaluation data")
+            names = {t["name"] for t in tasks}
+            task = next(n for i in range(len(names) + 1) if (n := source.stem + (f"-{i}" if i else "")) not in names)
+            tasks.append({"name": task, "data": str(source), **extra, **system})
+    if not any(not t.get("general") for t in tasks):
+        raise ConfigError("name at least one evaluation data file")
+    tree = {"models": [{"name": label, "path": path} for label, path in models.items()], "tasks": tasks,
             "generation": {"max_new_tokens": int(max_new_tokens), "batch_size": 8},
             "efficiency": {"prompts": 2, "max_new_tokens": 8},
             "output_dir": str(root / ".seektune-ui" / "evals" / name)}

@@ -219,7 +219,7 @@ def client_snippet(url: str, model: str, keys_required: bool = False, question: 
     key = f"os.environ[{KEY_ENV!r}]" if keys_required else repr("no-key-needed")
     python = (("import os\n\n" if keys_required else "") + "from openai import OpenAI\n\n"
               f"client = OpenAI(base_url={url!r}, api_key={key})\n"
-              f"reply = client.chat.completions.create(model={model!r}, max_tokens={max_tokens},\n"
-              f"                                       messages={messages!r})\n"
+              f"reply = client.chat.completions.create(\n    model={model!r}, max_tokens={max_tokens},\n"
+              "    messages=[\n" + "".join(f"        {m!r},\n" for m in messages) + "    ])\n"
               "print(reply.choices[0].message.content)")
     return Snippet(curl, python)

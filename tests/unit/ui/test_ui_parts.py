@@ -144,6 +144,13 @@ def test_the_evaluate_tab_writes_an_eval_config_inside_the_project(tmp_path):
     assert [m.name for m in cfg.models] == ["base", "tuned"] and cfg.tasks[0].limit == 5
     assert cfg.tasks[0].system_prompt == "Answer in one sentence."
     assert cfg.output_dir == str(tmp_path / ".seektune-ui" / "evals" / "first")
+    (tmp_path / "general.jsonl").write_text("{}\n")
+    tree = evaluation.eval_tree(tmp_path, {"base": "b", "tuned": "t"}, "heldout.jsonl\nsub/heldout.jsonl",
+                                "generation", 0, 32, "two", general="general.jsonl")
+    assert [(t["name"], t.get("general", False)) for t in tree["tasks"]] == [
+        ("heldout", False), ("heldout-1", False), ("general", True)]   # one task per file, names kept apart
+    with pytest.raises(ConfigError, match="evaluation data file"):
+        evaluation.eval_tree(tmp_path, {"base": "b"}, "", "generation", 0, 32, "x", general="general.jsonl")
     with pytest.raises(ConfigError, match="at least one model"):
         evaluation.eval_tree(tmp_path, {}, "heldout.jsonl", "generation", 0, 32, "x")
     with pytest.raises(ConfigError, match="letters, digits"):

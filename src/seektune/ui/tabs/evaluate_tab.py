@@ -15,7 +15,10 @@ def build(project: Project) -> None:
 
     eval_models = gr.Textbox(label="models: run names, packaged names or model folders, one per line",
                              lines=3, elem_id="eval-models")
-    eval_data = gr.Textbox(label="evaluation data (in the project folder)", elem_id="eval-data")
+    eval_data = gr.Textbox(label="evaluation data (in the project folder; one task per file, one per line)",
+                           elem_id="eval-data")
+    eval_general = gr.Textbox(label="general questions for the forgetting check against the first model "
+                              "(optional; files in the project folder)", elem_id="eval-general")
     eval_system = gr.Textbox(label="system prompt for records without one (filled with the one the first run was "
                              "trained with)", elem_id="eval-system")
     eval_type = gr.Radio(list(evaluation.TASK_TYPES), value="generation", label="task type", elem_id="eval-type")
@@ -27,11 +30,12 @@ def build(project: Project) -> None:
     eval_report = gr.Markdown(elem_id="eval-report")
     eval_charts = gr.Gallery(label="charts", columns=3, elem_id="eval-charts")
 
-    def evaluate(names: str, data: str, system: str, task_type: str, limit, max_new_tokens, name: str):
+    def evaluate(names: str, data: str, general: str, system: str, task_type: str, limit, max_new_tokens,
+                 name: str):
         try:
             models = {n: project.model_ref(n) for n in split_names(names)}
             tree = evaluation.eval_tree(project.root, models, data, task_type, limit, max_new_tokens, name.strip(),
-                                        system)
+                                        system, general)
             config = evaluation.write(tree, project.root, name.strip())
         except SeektuneError as exc:
             return f"**Not started:**\n\n```\n{exc}\n```", []
@@ -49,5 +53,5 @@ def build(project: Project) -> None:
             return gr.update()
 
     eval_models.blur(models_chosen, [eval_models, eval_system], eval_system)
-    eval_button.click(evaluate, [eval_models, eval_data, eval_system, eval_type, eval_limit, eval_tokens, eval_name],
-                      [eval_report, eval_charts])
+    eval_button.click(evaluate, [eval_models, eval_data, eval_general, eval_system, eval_type, eval_limit,
+                                 eval_tokens, eval_name], [eval_report, eval_charts])

@@ -161,12 +161,16 @@ def build(project: Project, page) -> None:
             head = f"Equivalent command:\n\n```\n{forms.command_line(config)}\n```"
         return [head, text, *updates]
 
+    def written(*values):
+        """The form's config written where `seektune train` reads it, or a SeektuneError naming each problem."""
+        tree, found = forms.config_tree(project.root, values_of(*values))
+        if found:
+            raise SeektuneError("; ".join(f"{k}: {v}" for k, v in found.items()))
+        return forms.write(tree, project.root)
+
     def start(*values):
         try:
-            tree, found = forms.config_tree(project.root, values_of(*values))
-            if found:
-                raise SeektuneError("; ".join(f"{k}: {v}" for k, v in found.items()))
-            config, cfg = forms.write(tree, project.root)
+            config, cfg = written(*values)
             jobs.start(cfg.output.name, config, Path(cfg.output.dir) / cfg.output.name)
         except SeektuneError as exc:
             return f"**Not started:**\n\n```\n{exc}\n```", _runs_table(jobs)
@@ -174,10 +178,7 @@ def build(project: Project, page) -> None:
 
     def check_template(*values):
         try:
-            tree, found = forms.config_tree(project.root, values_of(*values))
-            if found:
-                raise SeektuneError("; ".join(f"{k}: {v}" for k, v in found.items()))
-            config, _ = forms.write(tree, project.root)
+            config, _ = written(*values)
         except SeektuneError as exc:
             return f"**Not valid yet:**\n\n```\n{exc}\n```"
         ok, output = project.command("check-template", str(config), "--records", "2")
