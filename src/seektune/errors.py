@@ -19,3 +19,7 @@ class ModelError(SeektuneError):
 
 class CheckpointError(SeektuneError):
     """A checkpoint is missing, incomplete or does not match the run."""
+
+
+class TrainingStopped(SeektuneError):
+    """Training was asked to stop (SIGTERM) and left a checkpoint that --resume continues from."""

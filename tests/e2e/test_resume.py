@@ -82,3 +82,38 @@ def test_resume_refuses_a_changed_config(tmp_path, tiny_llama_dir, alpaca_file, 
     assert main(["train", str(cfg)]) == 0
     assert main(["train", str(cfg), "train.learning_rate=0.5", "--resume"]) == 2
     assert "train.learning_rate" in capsys.readouterr().err
+
+
+def test_sigterm_saves_a_checkpoint_and_the_ui_resumes_it_exactly(tmp_path, tiny_llama_dir, alpaca_file):
+    """The web UI's Stop (SIGTERM) with no save_every: training finishes its step, checkpoints and exits (2, with
+    how to continue); the run reads as resumable, and resuming ends equal to a run never stopped."""
+    import json
+
+    from seektune.ui.jobs import Jobs
+
+    settings = {**SETTINGS, "train": {**SETTINGS["train"], "save_every": 0}}
+    cfg = write_config(tmp_path / "stopped", tiny_llama_dir, alpaca_file, **settings)
+    run = tmp_path / "stopped/runs/run"
+    jobs = Jobs(tmp_path)
+    job = jobs.start("run", cfg, run)
+    deadline = time.time() + 240
+    while not (run / "metrics.jsonl").is_file() or (run / "metrics.jsonl").read_text().count('"loss"') < 3:
+        assert jobs.running("run"), jobs.log_tail("run")
+        assert time.time() < deadline, "training did not start"
+        time.sleep(0.002)
+    assert jobs.stop("run")
+    while jobs.running("run"):
+        time.sleep(0.05)
+    log = open(job.log).read()
+    assert "training stopped by SIGTERM after step" in log and "--resume continues" in log
+    [status] = jobs.statuses()
+    assert status.state == "stopped (resumable)" and not (run / "final").exists()
+    stopped_at = max(int(p.name.split("-")[1]) for p in (run / "checkpoints").iterdir())
+    assert stopped_at == max(json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines())
+
+    assert main(["train", str(run / "config.yaml"), "--resume"]) == 0   # what the UI's Resume runs
+    straight = write_config(tmp_path / "straight", tiny_llama_dir, alpaca_file, **settings)
+    assert main(["train", str(straight)]) == 0
+    a = load_file(run / "final/adapter_model.safetensors")
+    b = load_file(tmp_path / "straight/runs/run/final/adapter_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

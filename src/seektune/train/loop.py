@@ -31,7 +31,7 @@ from seektune.config import Config
 from seektune.data.batching import Row
 from seektune.data.dataset import build as build_data
 from seektune.data.terms import TermMatcher
-from seektune.errors import ConfigError
+from seektune.errors import ConfigError, TrainingStopped
 from seektune.models import methods
 from seektune.models.methods import qat
 from seektune.models.layers import enable_gradient_checkpointing, float32_master, store_frozen_in, trainable_summary
@@ -43,6 +43,7 @@ from seektune.train.continual import Continual
 from seektune.train.continual.replay import row_losses
 from seektune.train.hooks import HookList
 from seektune.train.step_plan import make_plan
+from seektune.train.stop_request import StopRequest
 from seektune.train.tracking import MetricsLog, flat_config, plot_loss, prepare_trackers
 
 log = logging.getLogger("seektune.train")
@@ -255,63 +256,70 @@ def train(cfg: Config, resume: bool = False) -> Path:
     started, tokens_done, last_loss = time.perf_counter(), 0, float("nan")
     params = [p for p in objective.parameters() if p.requires_grad]
     objective.train()
-    while state.step < total_steps and not state.stopped_early:
-        if replay is not None and replay.needs_refresh(state.step):
-            losses = row_losses(accelerator.unwrap_model(objective).model, replay.replay_rows, pad_id,
-                                accelerator.device, accelerator.process_index, accelerator.num_processes)
-            replay.set_losses(accelerator.reduce(losses, "sum").tolist())
-            state.replay = replay.state_dict()
-        mine, step_units = plan.step(state.step, accelerator.process_index)
-        step_loss = torch.zeros((), dtype=torch.float64, device=accelerator.device)
-        scale = accelerator.num_processes / max(step_units, 1)  # DDP averages over processes; undo, then per unit
-        for i, rows in enumerate(mine):
-            batch = _to(collate(rows, pad_id, cfg.data.packing), accelerator.device)
-            sync = contextlib.nullcontext() if i == len(mine) - 1 else accelerator.no_sync(objective)
-            with sync:
-                loss_sum, _ = objective(**batch)
-                loss = loss_sum * scale
-                penalty = hooks.penalty()  # once per step in total, spread over the micro-batches
-                if penalty is not None:
-                    loss = loss + penalty / len(mine)
-                accelerator.backward(loss)
-            step_loss += loss_sum.detach().double()
-        grad_norm = (sharding.clip_grad_norm(cfg, accelerator, params, cfg.train.max_grad_norm)
-                     if cfg.train.max_grad_norm else None)
-        optimizer.step()
-        scheduler.step()
-        state.step += 1
-        hooks.after_optimizer_step(state.step)  # sees this step's gradients (AdaLoRA's sensitivity)
-        optimizer.zero_grad(set_to_none=True)
-        tokens_done += step_units
-        last_loss = (accelerator.reduce(step_loss, "sum") / max(step_units, 1)).item()
-        elapsed = time.perf_counter() - started
-        lr = max(scheduler.get_last_lr())
-        if state.step % cfg.train.log_every == 0 or state.step == total_steps:
-            metrics.write({"step": state.step, "epoch": round(state.step / plan.steps_per_epoch, 3),
-                           "loss": last_loss, "lr": lr, "supervised_tokens": step_units,
-                           "grad_norm": float(grad_norm) if grad_norm is not None else None,
-                           "supervised_tokens_per_s": tokens_done / elapsed, "elapsed_s": elapsed,
-                           **({"replayed_rows": replay.last_replayed, "replayed_samples": replay.last_replayed_samples}
-                              if replay is not None else {}),
-                           **hooks.metrics(), **accelerator.unwrap_model(objective).pop_metrics()})
-        bar.set_postfix({"loss": f"{last_loss:.4f}", "lr": f"{lr:.2e}", unit_rate: f"{tokens_done / elapsed:.3g}"})
-        bar.update(1)
+    with StopRequest() as stop:
+        while state.step < total_steps and not state.stopped_early and not _stop_requested(stop, accelerator):
+            if replay is not None and replay.needs_refresh(state.step):
+                losses = row_losses(accelerator.unwrap_model(objective).model, replay.replay_rows, pad_id,
+                                    accelerator.device, accelerator.process_index, accelerator.num_processes)
+                replay.set_losses(accelerator.reduce(losses, "sum").tolist())
+                state.replay = replay.state_dict()
+            mine, step_units = plan.step(state.step, accelerator.process_index)
+            step_loss = torch.zeros((), dtype=torch.float64, device=accelerator.device)
+            scale = accelerator.num_processes / max(step_units, 1)  # DDP averages over processes; undo, then per unit
+            for i, rows in enumerate(mine):
+                batch = _to(collate(rows, pad_id, cfg.data.packing), accelerator.device)
+                sync = contextlib.nullcontext() if i == len(mine) - 1 else accelerator.no_sync(objective)
+                with sync:
+                    loss_sum, _ = objective(**batch)
+                    loss = loss_sum * scale
+                    penalty = hooks.penalty()  # once per step in total, spread over the micro-batches
+                    if penalty is not None:
+                        loss = loss + penalty / len(mine)
+                    accelerator.backward(loss)
+                step_loss += loss_sum.detach().double()
+            grad_norm = (sharding.clip_grad_norm(cfg, accelerator, params, cfg.train.max_grad_norm)
+                         if cfg.train.max_grad_norm else None)
+            optimizer.step()
+            scheduler.step()
+            state.step += 1
+            hooks.after_optimizer_step(state.step)  # sees this step's gradients (AdaLoRA's sensitivity)
+            optimizer.zero_grad(set_to_none=True)
+            tokens_done += step_units
+            last_loss = (accelerator.reduce(step_loss, "sum") / max(step_units, 1)).item()
+            elapsed = time.perf_counter() - started
+            lr = max(scheduler.get_last_lr())
+            if state.step % cfg.train.log_every == 0 or state.step == total_steps:
+                metrics.write({"step": state.step, "epoch": round(state.step / plan.steps_per_epoch, 3),
+                               "loss": last_loss, "lr": lr, "supervised_tokens": step_units,
+                               "grad_norm": float(grad_norm) if grad_norm is not None else None,
+                               "supervised_tokens_per_s": tokens_done / elapsed, "elapsed_s": elapsed,
+                               **({"replayed_rows": replay.last_replayed,
+                                   "replayed_samples": replay.last_replayed_samples} if replay is not None else {}),
+                               **hooks.metrics(), **accelerator.unwrap_model(objective).pop_metrics()})
+            bar.set_postfix({"loss": f"{last_loss:.4f}", "lr": f"{lr:.2e}", unit_rate: f"{tokens_done / elapsed:.3g}"})
+            bar.update(1)
 
-        if data.eval and cfg.train.eval_every and state.step % cfg.train.eval_every == 0:
-            _record_eval(_evaluate(objective, data.eval, cfg, accelerator, pad_id), state, cfg, metrics, bar,
-                         accelerator.unwrap_model(objective).pop_metrics(evaluation=True))
-            if reweighter is not None:
-                losses = {d: _evaluate(objective, rows, cfg, accelerator, pad_id)
-                          for d, rows in data.eval_domains.items()}
-                plan.weights = reweighter.update(losses)
-                state.domains = reweighter.state_dict()
-                metrics.write({"step": state.step, "domain_eval_loss": losses, "domain_weights": plan.weights})
-                bar.write(f"step {state.step}: domain weights " + ", ".join(
-                    f"{d} {w:.3f}" for d, w in sorted(plan.weights.items())))
-        if cfg.train.save_every and state.step % cfg.train.save_every == 0 and state.step < total_steps:
-            _save_checkpoint(accelerator, run.checkpoints, state.step, accelerator.unwrap_model(objective),
-                             optimizer, scheduler, state, cfg, hooks.state_dict())
+            if data.eval and cfg.train.eval_every and state.step % cfg.train.eval_every == 0:
+                _record_eval(_evaluate(objective, data.eval, cfg, accelerator, pad_id), state, cfg, metrics, bar,
+                             accelerator.unwrap_model(objective).pop_metrics(evaluation=True))
+                if reweighter is not None:
+                    losses = {d: _evaluate(objective, rows, cfg, accelerator, pad_id)
+                              for d, rows in data.eval_domains.items()}
+                    plan.weights = reweighter.update(losses)
+                    state.domains = reweighter.state_dict()
+                    metrics.write({"step": state.step, "domain_eval_loss": losses, "domain_weights": plan.weights})
+                    bar.write(f"step {state.step}: domain weights " + ", ".join(
+                        f"{d} {w:.3f}" for d, w in sorted(plan.weights.items())))
+            if cfg.train.save_every and state.step % cfg.train.save_every == 0 and state.step < total_steps:
+                _save_checkpoint(accelerator, run.checkpoints, state.step, accelerator.unwrap_model(objective),
+                                 optimizer, scheduler, state, cfg, hooks.state_dict())
     bar.close()
+    if state.step < total_steps and not state.stopped_early:   # SIGTERM: checkpoint, then say how to continue
+        _save_checkpoint(accelerator, run.checkpoints, state.step, accelerator.unwrap_model(objective),
+                         optimizer, scheduler, state, cfg, hooks.state_dict())
+        accelerator.end_training()
+        raise TrainingStopped(f"training stopped by SIGTERM after step {state.step} of {total_steps}; checkpoint "
+                              f"saved in {run.checkpoints}: the same command with --resume continues")
 
     final_eval = None
     if data.eval:
@@ -333,6 +341,14 @@ def train(cfg: Config, resume: bool = False) -> Path:
               + f"\nmodel: {final}\nmetrics: {run.metrics}, plot: {run.loss_plot}", flush=True)
     accelerator.end_training()
     return run.path
+
+
+def _stop_requested(stop: StopRequest, accelerator) -> bool:
+    """Whether any process got SIGTERM: all of them stop after the same step (their collectives must match)."""
+    if accelerator.num_processes == 1:
+        return stop.requested
+    flag = torch.tensor(float(stop.requested), device=accelerator.device)
+    return accelerator.reduce(flag, "sum").item() > 0
 
 
 def _record_eval(eval_loss: float, state: LoopState, cfg: Config, metrics: MetricsLog, bar,

@@ -128,8 +128,10 @@ def data_files(project: Project, limit: int = MAX_FILES) -> list[str]:
 def _tokenizer_arg(project: Project, name: str) -> str:
     """deepseek / none / a packaged name pass as they are; anything path-like must be inside the project."""
     name = name.strip() or "none"
-    path_like = "/" in name or (project.root / name).exists()
-    return _rel(project, project.inside(name, "tokenizer")) if path_like else name
+    run_dir = project.jobs.run_dir(name)
+    if run_dir is not None:                              # a run of the page: its saved tokenizer
+        return _rel(project, project.inside(str(run_dir / "final"), "tokenizer"))
+    return _rel(project, project.inside(name, "tokenizer")) if forms.is_path(project.root, name) else name
 
 
 def _every_bad_record(project: Project, rel: str, limit: int) -> list[str]:
@@ -151,6 +153,20 @@ def _every_bad_record(project: Project, rel: str, limit: int) -> list[str]:
     return [p.removeprefix(str(project.root) + os.sep) for p in places[:limit]]
 
 
+def _after_file(place: str, rel: str) -> str:
+    """`7: reason` of a `file:7: reason` place (the file's own name may hold ': ')."""
+    return place[place.index(rel) + len(rel) + 1:] if rel in place else place.split(":", 1)[-1]
+
+
+def _line_of(place: str, rel: str) -> int:
+    head = _after_file(place, rel).split(":", 1)[0].strip()
+    return int(head) if head.isdigit() else 0
+
+
+def _reason_of(place: str, rel: str) -> str:
+    return _after_file(place, rel).split(":", 1)[-1].strip()
+
+
 def inspect(project: Project, path: str, tokenizer: str):
     """`seektune data inspect --on-error skip` on a project file: (summary: format, records, bad records with
     file:line; the report markdown without its image line; the token-length histogram or None)."""
@@ -168,14 +184,14 @@ def inspect(project: Project, path: str, tokenizer: str):
     counts = json.loads(manifest_path(out / "inspect.json").read_text(encoding="utf-8"))["steps"][-1]["counts"]
     bad_total = sum(n for reason, n in counts.get("removed", {}).items() if reason.startswith("bad input"))
     first = [v for reason, v in counts.get("first_seen", {}).items() if reason.startswith("bad input")]
-    bad = (sorted(first, key=lambda p: int(p.split(": ", 1)[0].rsplit(":", 1)[1])) if bad_total == len(first)
+    bad = (sorted(first, key=lambda p: _line_of(p, rel)) if bad_total == len(first)
            else _every_bad_record(project, rel, MAX_BAD))
     formats = summary.get("formats") or {}
     detected = (next(iter(formats)) if len(formats) == 1 else "none (no readable record)" if not formats else
                 "mixed: " + ", ".join(f"{k} {v}" for k, v in formats.items()))
     lines = [f"**{rel}**: format **{detected}**, **{summary.get('records', 0)}** records, **{bad_total}** bad records"
              + (" (skipped here; tick *skip bad records* to skip them in a step too)" if bad_total else "")]
-    lines += [f"- `{place.split(': ', 1)[0]}` {place.split(': ', 1)[-1]}" for place in bad]
+    lines += [f"- `{rel}:{_line_of(place, rel)}` {_reason_of(place, rel)}" for place in bad]
     lines += [f"- ... {bad_total - len(bad)} more"] if bad_total > len(bad) else []
     report = "\n".join(line for line in (out / "inspect.md").read_text(encoding="utf-8").splitlines()
                        if not line.startswith("!["))
@@ -276,7 +292,8 @@ def run_step(project: Project, step: str, inputs: list[str], options: dict | Non
         raise ConfigError(f"unknown step {step!r}; one of: {', '.join(STEPS)}")
     options = dict(options or {})
     sources = _files(project, inputs, "data file")
-    output = project.state("data", step, f"{_slug(Path(sources[0]).stem)}.{OUTPUT_NAMES[step]}.jsonl")
+    stem = _slug(str(Path(sources[0]).with_suffix("")).replace("/", "-"))   # a/train and b/train stay apart
+    output = project.state("data", step, f"{stem}.{OUTPUT_NAMES[step]}.jsonl")
     output.parent.mkdir(parents=True, exist_ok=True)
     args = ["data", step, *sources, "-o", _rel(project, output)] + \
         (["--on-error", "skip"] if options.pop("skip_bad", False) else [])

@@ -25,6 +25,8 @@ def eval_tree(root: Path, models: dict[str, str], data: str, task_type: str, lim
     general task per file in `general`; written under .seektune-ui/evals/<name>/."""
     if not models:
         raise ConfigError("choose at least one model to evaluate")
+    if not max_new_tokens or int(max_new_tokens) < 1:
+        raise ConfigError("answer length: at least 1 token")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name or ""):
         raise ConfigError(f"evaluation name {name!r}: letters, digits, '.', '_' and '-' only")
     system = {"system_prompt": system_prompt.strip()} if (system_prompt or "").strip() else {}

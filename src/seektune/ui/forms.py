@@ -17,6 +17,7 @@ from seektune.atomic import write_text
 from seektune.config import Config
 from seektune.errors import ConfigError
 from seektune.schema import format_errors
+from seektune.ui.jobs import RUN_NAME, STATE_DIR
 
 NONE = "(not set)"   # the choice that means "not set" in a dropdown of an optional key
 
@@ -105,6 +106,7 @@ SECTIONS = [f for f in FIELDS if f.kind == "section"]
 # resolved inside the project folder when given (the page reads no file outside it)
 PROJECT_FILES = {"data.train": "training data", "data.eval": "evaluation data", "train.term_file": "term file"}
 PROJECT_MODELS = {"model.name_or_path": "model", "objective.teacher": "teacher model"}
+PROJECT_RUNS = {"continual.previous": "earlier run", "continual.replay.data": "replayed run"}
 
 
 def inside(root: Path, path: str, what: str) -> Path:
@@ -144,12 +146,21 @@ def _value(field: FormField, raw: Any) -> Any:
     return raw
 
 
+def is_path(root: Path, name: str) -> bool:
+    """A name the page must read as a folder (checked to be inside the project), not a packaged name or hub id
+    (`Qwen/Qwen2.5-0.5B`, which never starts with / . ~ nor climbs with ..)."""
+    return name.startswith(("/", ".", "~")) or ".." in Path(name).parts or (root / name).exists()
+
+
 def _model_path(root: Path, name: str, what: str) -> str:
-    """A packaged or hub name stays as it is; a folder (a path, or one that exists in the project) is resolved
-    inside the project."""
-    if "/" in name or (root / name).exists():
-        return str(inside(root, name, what))
-    return name
+    """A packaged or hub name stays as it is; a folder is resolved inside the project."""
+    return str(inside(root, name, what)) if is_path(root, name) else name
+
+
+def _rewards(root: Path, rewards: list) -> list:
+    """GRPO rewards: a `model:<dir>` reward model is read inside the project like any other folder."""
+    return [f"model:{inside(root, r[len('model:'):], 'reward model')}" if isinstance(r, str) and
+            r.startswith("model:") else r for r in rewards]
 
 
 def _files(root: Path, text: str, what: str) -> list:
@@ -190,6 +201,10 @@ def config_tree(root: Path, values: dict[str, Any]) -> tuple[dict, dict[str, str
                 value = str(inside(root, value, PROJECT_FILES[key]))
             elif key in PROJECT_MODELS and value:
                 value = _model_path(root, value, PROJECT_MODELS[key])
+            elif key in PROJECT_RUNS and isinstance(value, list):
+                value = [str(inside(root, str(v), PROJECT_RUNS[key])) for v in value]
+            elif key == "objective.rewards" and isinstance(value, list):
+                value = _rewards(root, value)
         except (ValueError, ConfigError) as exc:
             problems[key] = str(exc)
             continue
@@ -208,8 +223,13 @@ def config_tree(root: Path, values: dict[str, Any]) -> tuple[dict, dict[str, str
         for part in key.split("."):
             node = node.setdefault(part, {})
     output = tree.setdefault("output", {})
+    if not RUN_NAME.fullmatch(str(output.get("name", "run"))):   # it names files under .seektune-ui/ and runs/
+        problems["output.name"] = "letters, digits, '.', '_' and '-' only (it names the run's folder)"
     try:
         output["dir"] = str(inside(root, output.get("dir", "runs"), "output.dir"))
+        state = (root / STATE_DIR).resolve()
+        if Path(output["dir"]) == state or state in Path(output["dir"]).parents:
+            problems["output.dir"] = f"{STATE_DIR} holds the UI's own state (keys, records): runs go elsewhere"
     except ConfigError as exc:
         problems["output.dir"] = str(exc)
     return tree, problems

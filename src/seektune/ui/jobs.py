@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from seektune.atomic import write_json
 from seektune.errors import ConfigError
 
 STATE_DIR = ".seektune-ui"
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")   # names a run's files: never a path
 
 
 @dataclass
@@ -87,6 +89,8 @@ class Jobs:
         self.folder = self.root / STATE_DIR / "jobs"
 
     def _record(self, name: str) -> Job | None:
+        if not RUN_NAME.fullmatch(name or ""):
+            return None
         path = self.folder / f"{name}.json"
         return Job(**json.loads(path.read_text())) if path.is_file() else None
 
@@ -114,7 +118,8 @@ class Jobs:
         return job
 
     def stop(self, name: str) -> bool:
-        """SIGTERM to the run's process group (training stops; its last checkpoint resumes)."""
+        """SIGTERM to the run's process group: training finishes its step, writes a checkpoint and exits, so
+        Resume continues from there."""
         job = self._record(name)
         if job is None or not running_as(job.pid, job.command):
             return False

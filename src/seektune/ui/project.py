@@ -36,14 +36,16 @@ class Project:
         return done.returncode == 0, (done.stdout + done.stderr).strip()
 
     def model_ref(self, name: str) -> str:
-        """A run the UI started (its directory), a packaged model, or a model folder inside the project."""
+        """A run the UI started (its directory), a packaged model or hub id, or a model folder inside the project."""
         from seektune.models.registry import PACKAGED
 
         name = name.strip()
         run_dir = self.jobs.run_dir(name)
         if run_dir is not None:
             return str(run_dir)
-        return name if name in PACKAGED else str(self.inside(name, "model"))
+        if name in PACKAGED or not forms.is_path(self.root, name):
+            return name   # packaged, or a hub id the HF cache holds
+        return str(self.inside(name, "model"))
 
     def trained_system_prompt(self, names: list[str]) -> str | None:
         """The system prompt the first of `names` (a UI run) was trained with, so chat, evaluation and the client
@@ -54,9 +56,6 @@ class Project:
         if run_dir is None or not (run_dir / "config.yaml").is_file():
             return None
         return load(run_dir / "config.yaml").data.system_prompt
-
-    def run_names(self) -> list[str]:
-        return [s.name for s in self.jobs.statuses()]
 
 
 def split_names(text: str) -> list[str]:

@@ -170,13 +170,13 @@ class Servers:
         write_json(self.folder / f"{port}.json",
                    asdict(Server(port, [m.strip() for m in models], command, process.pid, str(log), time.time())))
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            status = self.status(port)
-            if status.state == "running":
-                return status
-            if status.state != "starting":
-                raise SeektuneError(f"the server exited with {process.wait()} before it listened; its log "
-                                    f"({log}):\n{self.log_tail(port)}")
+        while time.monotonic() < deadline:   # the Popen itself tells the exit code (status() would reap it)
+            code = process.poll()
+            if LISTENING.search(log.read_text(errors="replace")):
+                return self.status(port)
+            if code is not None:
+                raise SeektuneError(f"the server exited with {code} before it listened; its log ({log}):\n"
+                                    f"{self.log_tail(port)}")
             time.sleep(0.2)
         self.stop(port)
         raise SeektuneError(f"the server did not listen within {timeout:.0f}s (stopped); its log ({log}):\n"

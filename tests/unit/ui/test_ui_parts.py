@@ -54,6 +54,8 @@ def test_a_config_goes_into_the_form_and_back_unchanged(tmp_path):
         "method.qat.bits": "4", "continual.l2sp": True, "continual.l2sp.weight": 0.5, "continual.replay.ratio": 0.3,
         "data.system_prompt": "Answer briefly.", "data.eval": "{path: train.jsonl, domain: clinic}"}))
     assert tree["method"]["lora"]["target_modules"] == ["q_proj", "v_proj"] and tree["method"]["qat"]["bits"] == 4
+    hub, _ = forms.config_tree(tmp_path, _values(**{"model.name_or_path": "Qwen/Qwen2.5-0.5B"}))
+    assert hub["model"]["name_or_path"] == "Qwen/Qwen2.5-0.5B"   # a hub id (HF cache), not a project folder
     assert tree["data"]["eval"] == [{"path": str(tmp_path / "train.jsonl"), "domain": "clinic"}]
     assert tree["continual"] == {"l2sp": {"weight": 0.5}}   # replay is switched off: its keys are not written
     again, _ = forms.config_tree(tmp_path, forms.form_values(tree))
@@ -81,8 +83,11 @@ def test_the_form_refuses_bad_values_and_files_outside_the_project(tmp_path):
         forms.check(forms.config_tree(tmp_path, _values(**{"train.max_steps": -1}))[0])
     for key, value in (("data.train", "../secrets.jsonl"), ("model.name_or_path", "/etc"),
                        ("train.term_file", "/etc/passwd"), ("output.dir", "/tmp"),
-                       ("data.eval", "{path: ../x.jsonl, domain: d}")):
-        assert "outside" in forms.config_tree(tmp_path, _values(**{key: value}))[1][key]
+                       ("data.eval", "{path: ../x.jsonl, domain: d}"), ("output.name", "../../../etc/x"),
+                       ("output.dir", ".seektune-ui/keys"), ("continual.previous", "[/tmp/runs/a]"),
+                       ("continual.replay.data", "[../runs/a]"), ("objective.rewards", "[key_fact, model:/tmp/rm]")):
+        problem = forms.config_tree(tmp_path, _values(**{key: value}))[1][key]
+        assert "outside" in problem or "letters, digits" in problem or "UI's own state" in problem
 
 
 def test_a_runs_uploads_go_to_its_own_folder(tmp_path):
@@ -129,6 +134,7 @@ def test_run_states_come_from_the_run_directory(tmp_path):
                                     "saved final/\n")
     assert jobs.log_tail("finished") == "train tokens: 10\ntrain: 100%| 4/4\nsaved final/"
     assert jobs.run_dir("stopped") == stopped and jobs.run_dir("never-started") is None
+    assert jobs.run_dir("../jobs/stopped") is None   # a name is never a path
     with pytest.raises(ConfigError, match="already training"):
         jobs.start("running", tmp_path / "c.yaml", tmp_path / "runs" / "running")
 

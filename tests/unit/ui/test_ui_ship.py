@@ -115,7 +115,7 @@ def test_a_server_that_cannot_start_says_why(project):
     project, _, _ = project
     (project.root / "not-a-model").mkdir(exist_ok=True)
     port = _free_port()
-    with pytest.raises(SeektuneError, match="before it listened(.|\n)*not a model or adapter directory"):
+    with pytest.raises(SeektuneError, match="exited with 2 before it listened(.|\n)*not a model or adapter directory"):
         serving.Servers(project.root).start(project, ["not-a-model"], port)
     assert serving.Servers(project.root).status(port).state == "failed"
 

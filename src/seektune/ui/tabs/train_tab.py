@@ -190,7 +190,7 @@ def build(project: Project, page) -> None:
             return [gr.update()] * len(inputs) + ["name a run or a YAML file to start from"]
         try:
             values = loaded_values(project, source)
-        except SeektuneError as exc:
+        except (SeektuneError, KeyError, TypeError, ValueError) as exc:   # a YAML of another shape
             return [gr.update()] * len(inputs) + [f"**Not loaded:** {exc}"]
         return [values[f.key] for f in forms.FIELDS] + [f"loaded the settings of `{source.strip()}`"]
 
@@ -218,8 +218,10 @@ def build(project: Project, page) -> None:
         run_dir = jobs.run_dir(name) if name else None
         if run_dir is None:
             return "choose a run"
+        saved = run_dir / "config.yaml"   # the run's own config: the form may have changed since it started
         try:
-            jobs.start(name, project.state("configs", f"{name}.yaml"), run_dir, resume=True)
+            jobs.start(name, saved if saved.is_file() else project.state("configs", f"{name}.yaml"), run_dir,
+                       resume=True)
         except SeektuneError as exc:
             return str(exc)
         return f"resuming {name}"
