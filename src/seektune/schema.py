@@ -31,6 +31,12 @@ _SYNONYMS = {"rank": "r", "alpha": "lora_alpha", "dropout": "lora_dropout", "lr"
              "cutoff_len": "max_length", "max_seq_length": "max_length", "output_dir": "dir"}
 
 
+def section_model(annotation: Any) -> type[BaseModel] | None:
+    """The section a field holds: the model itself, or the one inside `Section | None` or `list[Section]`."""
+    candidates = [annotation, *typing.get_args(annotation)]
+    return next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+
+
 def _section_for(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """Walk the schema along a pydantic error location to the model that owns the last key."""
     model = root
@@ -40,10 +46,7 @@ def _section_for(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel]
         field = model.model_fields.get(str(part))
         if field is None:
             return None
-        annotation = field.annotation
-        inner = getattr(annotation, "__args__", None)
-        candidates = [annotation, *(inner or [])]
-        nxt = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        nxt = section_model(field.annotation)
         if nxt is None:
             return None
         model = nxt
@@ -92,16 +95,22 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
+def set_in(tree: dict[str, Any], keys: list[str], value: Any, source: str = "") -> None:
+    """tree[k1][k2]...[kn] = value, making the sections on the way; `source` leads the error when a key on the
+    way holds a value rather than a section."""
+    node = tree
+    for k in keys[:-1]:
+        if not isinstance(node.get(k, {}), dict):
+            raise ConfigError(f"{source}'{k}' is not a section")
+        node = node.setdefault(k, {})
+    node[keys[-1]] = value
+
+
 def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Set `a.b.c=value` items into a nested dict; values are parsed as YAML scalars or lists."""
     for item in overrides:
         keys, value = _parse_override(item)
-        node = tree
-        for k in keys[:-1]:
-            if not isinstance(node.get(k, {}), dict):
-                raise ConfigError(f"override '{item}': '{k}' is not a section")
-            node = node.setdefault(k, {})
-        node[keys[-1]] = value
+        set_in(tree, keys, value, f"override '{item}': ")
     return tree
 
 
@@ -131,15 +140,14 @@ def describe(model: type[BaseModel], prefix: str = "", leaves: tuple[type, ...] 
     lines: list[str] = []
     for name, field in model.model_fields.items():
         key = f"{prefix}{name}"
-        ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel) and ann not in leaves:
-            lines.extend(describe(ann, key + ".", leaves))
+        section = section_model(field.annotation)
+        if section is field.annotation and section not in leaves:
+            lines.extend(describe(section, key + ".", leaves))
             continue
         default = field.get_default(call_default_factory=True)
         lines.append(f"  {key} = {default!r}\n      {field.description or ''}")
-        optional = [a for a in typing.get_args(ann) if isinstance(a, type) and issubclass(a, BaseModel)]
-        if optional and optional[0] not in leaves:   # `section | None`: off by default, its keys when given
-            lines.extend(describe(optional[0], key + ".", leaves))
+        if section is not None and section not in leaves:   # `section | None`: off by default, its keys when given
+            lines.extend(describe(section, key + ".", leaves))
     return lines
 
 

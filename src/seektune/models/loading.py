@@ -9,7 +9,7 @@ import torch
 
 from seektune.config import ModelConfig
 from seektune.errors import ModelError
-from seektune.models.registry import PACKAGED, materialise
+from seektune.models.registry import PACKAGED, materialise, names_a_path
 from seektune.models.templates import named_template
 from seektune.models.vision import is_vision_language, unquantized_parts
 
@@ -23,7 +23,7 @@ def resolve(name_or_path: str) -> str:
         if not (path / "config.json").is_file():
             raise ModelError(f"{path} is not a Hugging Face model directory (no config.json)")
         return str(path)
-    if path.is_absolute() or name_or_path.startswith(("./", "../", "~")):   # a path, not a hub id: say so
+    if names_a_path(name_or_path):   # a path, not a hub id: say so
         raise ModelError(f"model directory not found: {path} (moved or deleted? an adapter names its base by the "
                          "path it was trained from: set base_model_name_or_path in its adapter_config.json, or pass "
                          "the base where the command takes one)")

@@ -17,6 +17,13 @@ from typing import Callable
 
 from seektune.errors import ModelError
 
+
+def names_a_path(name: str) -> bool:
+    """A model reference that can only be a folder: a hub id (`org/model`) never starts with / . ~ nor climbs with
+    `..`, so a missing one is a moved or mistyped folder, not something to ask the hub for."""
+    return name.startswith(("/", ".", "~")) or ".." in Path(name).parts
+
+
 QWEN_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 
 

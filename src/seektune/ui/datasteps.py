@@ -20,7 +20,7 @@ from seektune.atomic import sha256, write_text
 from seektune.data.pipeline.manifest import manifest_path
 from seektune.errors import ConfigError
 from seektune.ui import forms
-from seektune.ui.project import Project, failure
+from seektune.ui.project import Project, failure, report_text, slug
 
 DATA_SUFFIXES = (".jsonl", ".json")
 STEPS = ("clean", "privacy", "leakage")
@@ -36,24 +36,15 @@ _EXAMPLE_HEAD, _EXAMPLE_END = "1. a training example (supervised tokens in \u27e
 _MARK, _PRE = "<mark style='background:#ffe08a'>", "<pre style='white-space:pre-wrap'>"
 
 
-def _rel(project: Project, path: Path) -> str:
-    """Paths in commands are relative to the project folder: the shown command runs as is from there."""
-    return path.resolve().relative_to(project.root).as_posix()
-
-
 def _files(project: Project, paths: list[str] | str, what: str) -> list[str]:
     """Existing files inside the project (comma or line separated when one string), relative to its folder."""
     names = paths.replace(",", "\n").splitlines() if isinstance(paths, str) else paths
     found = [project.inside(p.strip(), what) for p in names if p.strip()]
     if not found:
         raise ConfigError(f"choose a {what} first")
-    if missing := [_rel(project, path) for path in found if not path.is_file()]:
+    if missing := [project.relative(path) for path in found if not path.is_file()]:
         raise ConfigError(f"{what} not found: {', '.join(missing)}")
-    return [_rel(project, path) for path in found]
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^\w.-]+", "-", text).strip("-.")[:120] or "data"
+    return [project.relative(path) for path in found]
 
 
 def _publish_new(tmp: Path, target: Path) -> bool:
@@ -82,7 +73,7 @@ def save_upload(project: Project, temp_path: str | Path, name: str | None = None
     if not source.is_file():
         raise ConfigError(f"upload {name!r}: the uploaded file is gone; upload it again")
     stem = re.sub(r"[^\w.\- ]", "_", Path(name).stem).strip(" .") or "upload"
-    folder = project.state("uploads", *(("runs", _slug(run)) if run else ()))
+    folder = project.state("uploads", *(("runs", slug(run, "data")) if run else ()))
     folder.mkdir(parents=True, exist_ok=True)
     digest = sha256(source)
     for n in itertools.count():
@@ -130,8 +121,8 @@ def _tokenizer_arg(project: Project, name: str) -> str:
     name = name.strip() or "none"
     run_dir = project.jobs.run_dir(name)
     if run_dir is not None:                              # a run of the page: its saved tokenizer
-        return _rel(project, project.inside(str(run_dir / "final"), "tokenizer"))
-    return _rel(project, project.inside(name, "tokenizer")) if forms.is_path(project.root, name) else name
+        return project.relative(project.inside(str(run_dir / "final"), "tokenizer"))
+    return project.relative(project.inside(name, "tokenizer")) if forms.is_path(project.root, name) else name
 
 
 def _every_bad_record(project: Project, rel: str, limit: int) -> list[str]:
@@ -173,10 +164,10 @@ def inspect(project: Project, path: str, tokenizer: str):
     from PIL import Image
 
     rel = _files(project, [path], "data file")[0]
-    out = project.state("inspect", _slug(rel))
+    out = project.state("inspect", slug(rel, "data"))
     histogram = out / "token_lengths.png"
     histogram.unlink(missing_ok=True)                    # never show the last run's plot for this one
-    ok, output = project.command("data", "inspect", rel, "--out-dir", _rel(project, out), "--tokenizer",
+    ok, output = project.command("data", "inspect", rel, "--out-dir", project.relative(out), "--tokenizer",
                                  _tokenizer_arg(project, tokenizer), "--on-error", "skip")
     if not ok:
         return failure("Inspection failed:", output), "", None
@@ -193,9 +184,8 @@ def inspect(project: Project, path: str, tokenizer: str):
              + (" (skipped here; tick *skip bad records* to skip them in a step too)" if bad_total else "")]
     lines += [f"- `{rel}:{_line_of(place, rel)}` {_reason_of(place, rel)}" for place in bad]
     lines += [f"- ... {bad_total - len(bad)} more"] if bad_total > len(bad) else []
-    report = "\n".join(line for line in (out / "inspect.md").read_text(encoding="utf-8").splitlines()
-                       if not line.startswith("!["))
-    return "\n".join(lines), report, Image.open(histogram).copy() if histogram.is_file() else None
+    plot = Image.open(histogram).copy() if histogram.is_file() else None
+    return "\n".join(lines), report_text(out / "inspect.md"), plot
 
 
 def render_example(project: Project, path: str, model: str, records: int = 4) -> str:
@@ -214,9 +204,9 @@ def render_example(project: Project, path: str, model: str, records: int = 4) ->
     tree = {"model": model_section, "data": {**data, "train": [str(project.root / source)], "on_error": "skip"},
             "output": {"dir": str(project.state("data", "check-template", "runs")), "name": "example"}}
     forms.check(tree)                                    # a wrong key is named before anything runs
-    config = project.state("data", "check-template", f"{_slug(source)}.yaml")
+    config = project.state("data", "check-template", f"{slug(source, 'data')}.yaml")
     write_text(config, yaml.safe_dump(tree, sort_keys=False, allow_unicode=True))
-    ok, output = project.command("check-template", _rel(project, config), "--records", str(records))
+    ok, output = project.command("check-template", project.relative(config), "--records", str(records))
     if _EXAMPLE_HEAD not in output:
         return f"<p><b>No example rendered:</b></p>{_PRE}{html.escape(output[-3000:])}</pre>"
     example, _, checks = output.split(_EXAMPLE_HEAD, 1)[1].partition(_EXAMPLE_END)
@@ -241,10 +231,10 @@ def privacy_key(project: Project, key_file: str = "") -> tuple[list[str], str]:
         write_text(tmp, secrets.token_hex(32) + "\n")
         os.chmod(tmp, 0o600)
         _publish_new(tmp, path)                          # another request made it first: keep that one
-    return ["--secret-file", _rel(project, path)], (
-        f"key: `{_rel(project, path)}`, made by the UI and kept: every run with it gives the same pseudonyms. Keep it "
-        f"private (with it anyone can test a guessed phone or e-mail) and back it up; --secret-file or ${SECRET_ENV} "
-        "with it pseudonymises other files the same way.")
+    return ["--secret-file", project.relative(path)], (
+        f"key: `{project.relative(path)}`, made by the UI and kept: every run with it gives the same pseudonyms. Keep "
+        "it private (with it anyone can test a guessed phone or e-mail) and back it up; --secret-file or "
+        f"${SECRET_ENV} with it pseudonymises other files the same way.")
 
 
 def _option_flags(project: Project, options: dict, allowed: tuple[str, ...]) -> list[str]:
@@ -270,7 +260,8 @@ def step_files(output: Path) -> list[Path]:
 def _report(project: Project, step: str, command: str, output: Path, note: str) -> str:
     entry = json.loads(manifest_path(output).read_text(encoding="utf-8"))["steps"][-1]
     counts = entry.get("counts") or {}
-    lines = [f"**{step}**: {counts.get('in', 0)} records in, {counts.get('out', 0)} out -> `{_rel(project, output)}`"]
+    lines = [f"**{step}**: {counts.get('in', 0)} records in, {counts.get('out', 0)} out -> "
+             f"`{project.relative(output)}`"]
     for reason, n in sorted(counts.get("removed", {}).items(), key=lambda kv: -kv[1]):
         first = counts.get("first_seen", {}).get(reason)
         lines.append(f"- removed {n} x {reason}" + (f" (first at `{first.split(': ', 1)[0]}`)" if first else ""))
@@ -292,10 +283,10 @@ def run_step(project: Project, step: str, inputs: list[str], options: dict | Non
         raise ConfigError(f"unknown step {step!r}; one of: {', '.join(STEPS)}")
     options = dict(options or {})
     sources = _files(project, inputs, "data file")
-    stem = _slug(str(Path(sources[0]).with_suffix("")).replace("/", "-"))   # a/train and b/train stay apart
+    stem = slug(str(Path(sources[0]).with_suffix("")).replace("/", "-"), "data")   # a/train, b/train stay apart
     output = project.state("data", step, f"{stem}.{OUTPUT_NAMES[step]}.jsonl")
     output.parent.mkdir(parents=True, exist_ok=True)
-    args = ["data", step, *sources, "-o", _rel(project, output)] + \
+    args = ["data", step, *sources, "-o", project.relative(output)] + \
         (["--on-error", "skip"] if options.pop("skip_bad", False) else [])
     note = ""
     if step == "clean":

@@ -3,7 +3,6 @@ own process (resumable, as from the command line), and the page reads back its r
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import yaml
@@ -13,7 +12,8 @@ from seektune.errors import ConfigError
 from seektune.evaluate.eval_config import EvalConfig
 from seektune.schema import validate
 from seektune.ui import forms
-from seektune.ui.project import split_names
+from seektune.ui.jobs import RUN_NAME, STATE_DIR
+from seektune.ui.project import report_text, split_names
 
 TASK_TYPES = ("generation", "perplexity")   # the ones that need nothing beyond a data file
 
@@ -27,7 +27,7 @@ def eval_tree(root: Path, models: dict[str, str], data: str, task_type: str, lim
         raise ConfigError("choose at least one model to evaluate")
     if not max_new_tokens or int(max_new_tokens) < 1:
         raise ConfigError("answer length: at least 1 token")
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name or ""):
+    if not RUN_NAME.fullmatch(name or ""):   # it names the evaluation's folder and YAML
         raise ConfigError(f"evaluation name {name!r}: letters, digits, '.', '_' and '-' only")
     system = {"system_prompt": system_prompt.strip()} if (system_prompt or "").strip() else {}
     tasks: list[dict] = []
@@ -42,13 +42,13 @@ def eval_tree(root: Path, models: dict[str, str], data: str, task_type: str, lim
     tree = {"models": [{"name": label, "path": path} for label, path in models.items()], "tasks": tasks,
             "generation": {"max_new_tokens": int(max_new_tokens), "batch_size": 8},
             "efficiency": {"prompts": 2, "max_new_tokens": 8},
-            "output_dir": str(root / ".seektune-ui" / "evals" / name)}
+            "output_dir": str(root / STATE_DIR / "evals" / name)}
     validate(EvalConfig, tree, "the evaluate tab")
     return tree
 
 
 def write(tree: dict, root: Path, name: str) -> Path:
-    path = root / ".seektune-ui" / "evals" / f"{name}.yaml"
+    path = root / STATE_DIR / "evals" / f"{name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, yaml.safe_dump(tree, sort_keys=False, allow_unicode=True))
     return path
@@ -58,7 +58,6 @@ def report(output_dir: Path) -> tuple[str, list]:
     """report.md without its image links, and the charts as images (the page shows them itself)."""
     from PIL import Image
 
-    text = "\n".join(line for line in (output_dir / "report.md").read_text(encoding="utf-8").splitlines()
-                     if not line.startswith("!["))
+    text = report_text(output_dir / "report.md")
     charts = [Image.open(p).copy() for p in sorted((output_dir / "charts").glob("*.png"))]
     return text, charts

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ValidationError
 from seektune.atomic import write_text
 from seektune.config import Config
 from seektune.errors import ConfigError
-from seektune.schema import format_errors
+from seektune.models.registry import names_a_path
+from seektune.schema import format_errors, section_model, set_in
 from seektune.ui.jobs import RUN_NAME, STATE_DIR
 
 NONE = "(not set)"   # the choice that means "not set" in a dropdown of an optional key
@@ -53,13 +54,6 @@ class FormField:
         return self.default
 
 
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    for candidate in (annotation, *typing.get_args(annotation)):
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            return candidate
-    return None
-
-
 def _kind(annotation: Any) -> tuple[str, tuple, bool]:
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     optional = type(None) in typing.get_args(annotation)
@@ -85,7 +79,7 @@ def schema_fields(model: type[BaseModel] = Config, prefix: str = "") -> list[For
         key = f"{prefix}{name}"
         default = field.get_default(call_default_factory=True)
         help_text = field.description or ""
-        section = _model_in(field.annotation)
+        section = section_model(field.annotation)
         if key in ("data.train", "data.eval"):
             out.append(FormField(key, "files", "", help_text + " (files in the project folder, one per line; a "
                                  "line may be a mapping: {path: med.jsonl, domain: medical, weight: 2})"))
@@ -147,9 +141,9 @@ def _value(field: FormField, raw: Any) -> Any:
 
 
 def is_path(root: Path, name: str) -> bool:
-    """A name the page must read as a folder (checked to be inside the project), not a packaged name or hub id
-    (`Qwen/Qwen2.5-0.5B`, which never starts with / . ~ nor climbs with ..)."""
-    return name.startswith(("/", ".", "~")) or ".." in Path(name).parts or (root / name).exists()
+    """A name the page must read as a folder (checked to be inside the project): one that can only be a path, or
+    one the project holds; anything else is a packaged name or hub id."""
+    return names_a_path(name) or (root / name).exists()
 
 
 def _model_path(root: Path, name: str, what: str) -> str:
@@ -213,11 +207,7 @@ def config_tree(root: Path, values: dict[str, Any]) -> tuple[dict, dict[str, str
             continue   # a key of an optional section that is switched off
         if value == field.default or (field.kind == "files" and not value):
             continue
-        node = tree
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
+        set_in(tree, key.split("."), value)
     for key in enabled:   # a switched-on section with every key at its default
         node = tree
         for part in key.split("."):
@@ -266,7 +256,7 @@ def write(tree: dict, root: Path) -> tuple[Path, Config]:
     """The form's config as <root>/.seektune-ui/configs/<run>.yaml (what the started process and the shown
     command read), and the validated config."""
     cfg = check(tree)
-    path = root / ".seektune-ui" / "configs" / f"{cfg.output.name}.yaml"
+    path = root / STATE_DIR / "configs" / f"{cfg.output.name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, yaml.safe_dump(tree, sort_keys=False, allow_unicode=True))
     return path, cfg

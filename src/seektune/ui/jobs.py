@@ -19,6 +19,7 @@ from seektune.atomic import write_json
 from seektune.errors import ConfigError
 
 STATE_DIR = ".seektune-ui"
+TAIL_BYTES = 16 << 10   # the end of metrics.jsonl read for a run's latest step (rows are ~300 bytes)
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")   # names a run's files: never a path
 
 
@@ -66,19 +67,37 @@ def running_as(pid: int, command: list[str]) -> bool:
         return False
 
 
+def _training_row(line: str) -> dict | None:
+    """A metrics.jsonl line that records a training step (not an eval row, nor a line being written)."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return row if isinstance(row, dict) and "loss" in row and "step" in row else None
+
+
 def metrics(run_dir: Path) -> list[dict]:
     """The training rows of metrics.jsonl (step, loss, lr...), skipping a line being written."""
     path = run_dir / "metrics.jsonl"
-    rows = []
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if "loss" in row and "step" in row:
-                rows.append(row)
-    return rows
+    if not path.is_file():
+        return []
+    return [row for line in path.read_text(encoding="utf-8").splitlines() if (row := _training_row(line))]
+
+
+def last_row(run_dir: Path) -> dict | None:
+    """The newest training row, read from the end of metrics.jsonl: the runs table asks every 2 s for every run,
+    and a long run's file is large."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return None
+    with open(path, "rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        handle.seek(max(0, size - TAIL_BYTES))
+        tail = handle.read().decode("utf-8", errors="replace")
+    row = next((r for line in reversed(tail.splitlines()) if (r := _training_row(line))), None)
+    if row is None and size > TAIL_BYTES:   # eval rows only at the end: the whole file then
+        return next(iter(reversed(metrics(run_dir))), None)
+    return row
 
 
 class Jobs:
@@ -144,7 +163,7 @@ class Jobs:
         out = []
         for job in sorted(jobs, key=lambda j: -j.started):
             run_dir = Path(job.run_dir)
-            rows = metrics(run_dir)
+            row = last_row(run_dir)
             if running_as(job.pid, job.command):
                 state = "running"
             elif (run_dir / "final").is_dir() and (run_dir / "result.json").is_file():
@@ -153,6 +172,6 @@ class Jobs:
                 state = "stopped (resumable)"
             else:
                 state = "failed"
-            out.append(RunStatus(job.name, state, rows[-1]["step"] if rows else 0, rows[-1]["loss"] if rows else None,
+            out.append(RunStatus(job.name, state, row["step"] if row else 0, row["loss"] if row else None,
                                  job.run_dir))
         return out

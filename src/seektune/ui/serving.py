@@ -20,7 +20,7 @@ from pathlib import Path
 from seektune.atomic import write_json
 from seektune.errors import ConfigError, SeektuneError
 from seektune.ui.jobs import STATE_DIR, alive, running_as
-from seektune.ui.project import Project, failure
+from seektune.ui.project import Project, failure, slug
 
 # what each action takes; quantize lists the methods that run on a CPU without calibration data (gptq / awq need
 # the gptq extra and calibration samples: `seektune quantize` on the command line)
@@ -36,13 +36,7 @@ def _stem(name: str) -> str:
     """The output name of a model: a run's name, a folder's name (its run's for .../final), a GGUF file's stem."""
     path = Path(name.strip().rstrip("/"))
     stem = path.parent.name if path.name == "final" else path.stem if path.suffix == ".gguf" else path.name
-    return re.sub(r"[^\w.-]+", "-", stem).strip("-.") or "model"
-
-
-def _shown(project: Project, path: str) -> str:
-    """A path as the command line in the project folder takes it (relative when inside)."""
-    resolved = Path(path)
-    return str(resolved.relative_to(project.root)) if resolved.is_relative_to(project.root) else path
+    return slug(stem, "model")
 
 
 def compress_args(project: Project, name: str, action: str, type_: str = "") -> tuple[list[str], Path]:
@@ -54,16 +48,16 @@ def compress_args(project: Project, name: str, action: str, type_: str = "") -> 
         raise ConfigError(f"{action}: type {type_!r} is not one of {', '.join(TYPES[action])}")
     if not name.strip():
         raise ConfigError("model: name a run, a packaged model or a model folder in the project")
-    ref, stem = _shown(project, project.model_ref(name)), _stem(name)
+    ref, stem = project.relative(project.model_ref(name)), _stem(name)
     folder = project.state("compressed")
     if action == "merge":
         out = folder / f"{stem}-merged"
-        return ["merge", ref, "--out", _shown(project, str(out))], out
+        return ["merge", ref, "--out", project.relative(out)], out
     if action == "quantize":
         out = folder / f"{stem}-{type_}"
-        return ["quantize", ref, "--method", type_, "--out", _shown(project, str(out))], out
+        return ["quantize", ref, "--method", type_, "--out", project.relative(out)], out
     out = folder / f"{stem}-{type_}.gguf"
-    return ["export", ref, "--format", "gguf", "--type", type_, "--out", _shown(project, str(out))], out
+    return ["export", ref, "--format", "gguf", "--type", type_, "--out", project.relative(out)], out
 
 
 def command_line(args: list[str]) -> str:
@@ -78,7 +72,7 @@ def compress(project: Project, name: str, action: str, type_: str = "") -> tuple
     if not ok:
         return f"{failure(f'{action} failed:', output)}\n\nCommand: {line}", None
     shown = "\n".join(r for r in output.splitlines() if r.strip() and not PROGRESS.search(r))
-    return (f"**Done** ({line})\n\n```\n{shown[-1500:]}\n```\n\nOutput: `{_shown(project, str(out))}`, served "
+    return (f"**Done** ({line})\n\n```\n{shown[-1500:]}\n```\n\nOutput: `{project.relative(out)}`, served "
             f"below under the name `{_stem(str(out))}`"), out
 
 
@@ -149,9 +143,9 @@ class Servers:
             raise ConfigError("models: name at least one run, packaged model or model folder to serve")
         if not 1 <= port <= 65535:
             raise ConfigError(f"port {port}: between 1 and 65535")
-        keys = ["--api-key-file", _shown(project, str(project.inside(api_key_file, "API key file")))] \
+        keys = ["--api-key-file", project.relative(project.inside(api_key_file, "API key file"))] \
             if api_key_file else []
-        return ["serve", *(_shown(project, project.model_ref(m)) for m in models), "--host", HOST,
+        return ["serve", *(project.relative(project.model_ref(m)) for m in models), "--host", HOST,
                 "--port", str(port), *keys]
 
     def start(self, project: Project, models: list[str], port: int, api_key_file: str | None = None,

@@ -180,3 +180,15 @@ def test_an_example_config_loads_into_the_form(tmp_path):
     from_form, from_file = forms.check(tree), config.load(tmp_path / "clinic" / "lora.yaml")
     assert not problems and from_form.model_dump(exclude={"output"}) == from_file.model_dump(exclude={"output"})
     assert from_form.output.name == "clinic-lora" and from_form.output.dir == str(tmp_path / "runs")
+
+
+def test_the_latest_step_is_read_from_the_end_of_a_long_metrics_file(tmp_path):
+    from seektune.ui.jobs import TAIL_BYTES, last_row, metrics
+
+    steps = [json.dumps({"step": i, "loss": 1 / i, "lr": 1e-3, "note": "x" * 200}) for i in range(1, 400)]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(steps) + '\n{"step": 400, "lo')
+    assert (tmp_path / "metrics.jsonl").stat().st_size > TAIL_BYTES
+    assert last_row(tmp_path) == metrics(tmp_path)[-1] and last_row(tmp_path)["step"] == 399
+    evals = [json.dumps({"step": 399, "eval_loss": 0.5, "note": "y" * 200})] * (TAIL_BYTES // 200 + 10)
+    (tmp_path / "metrics.jsonl").write_text("\n".join(steps + evals) + "\n")   # only eval rows in the tail
+    assert last_row(tmp_path)["step"] == 399 and last_row(tmp_path / "none") is None

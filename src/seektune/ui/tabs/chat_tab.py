@@ -75,13 +75,6 @@ def build(project: Project) -> None:
             return f"error: {exc}", "", gr.update()
         return text, other_text, gr.update(choices=session.adapters, value=session.active)
 
-    def run_chosen(run: str, system_text: str):
-        if system_text.strip():
-            return gr.update()
-        try:
-            return project.trained_system_prompt(split_names(run)) or gr.update()
-        except SeektuneError:
-            return gr.update()
-
-    chat_run.blur(run_chosen, [chat_run, system], system)
+    chat_run.blur(lambda names, current: project.system_prompt_for(names, current) or gr.update(),
+                  [chat_run, system], system)
     ask_button.click(ask, [chat_run, chat_other, prompt, adapter, system, max_tokens], [reply, other_reply, adapter])

@@ -38,20 +38,13 @@ def build(project: Project) -> None:
                                         system, general)
             config = evaluation.write(tree, project.root, name.strip())
         except SeektuneError as exc:
-            return f"**Not started:**\n\n```\n{exc}\n```", []
+            return failure("Not started:", str(exc), None), []
         ok, output = project.command("eval", str(config))
         if not ok:
             return failure("seektune eval failed:", output), []
         return evaluation.report(Path(tree["output_dir"]))
 
-    def models_chosen(names: str, system: str):
-        if system.strip():
-            return gr.update()
-        try:
-            return next((p for n in split_names(names) if (p := project.trained_system_prompt([n]))), gr.update())
-        except SeektuneError:
-            return gr.update()
-
-    eval_models.blur(models_chosen, [eval_models, eval_system], eval_system)
+    eval_models.blur(lambda names, current: project.system_prompt_for(names, current) or gr.update(),
+                     [eval_models, eval_system], eval_system)
     eval_button.click(evaluate, [eval_models, eval_data, eval_general, eval_system, eval_type, eval_limit,
                                  eval_tokens, eval_name], [eval_report, eval_charts])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from seektune.errors import SeektuneError
 from seektune.ui import serving
-from seektune.ui.project import Project, split_names
+from seektune.ui.project import Project, failure, split_names
 
 
 def _servers_table(servers: serving.Servers) -> str:
@@ -23,10 +23,7 @@ def _snippet(project: Project, status: serving.ServerStatus | None) -> str:
     """The client call of the server's first model, with the system prompt its run was trained with."""
     if status is None or status.state != "running" or not status.served:
         return ""
-    try:
-        system = project.trained_system_prompt(status.models[:1])
-    except SeektuneError:
-        system = None
+    system = project.trained_system_prompt(status.models[:1])
     shown = serving.client_snippet(status.url, status.served[0], status.keys_required, system=system).markdown()
     others = f"\n\nOther model names on this server: {', '.join(status.served[1:])}" if status.served[1:] else ""
     return shown + others
@@ -94,7 +91,7 @@ def build(project: Project) -> None:
         try:
             summary, out = serving.compress(project, name, action, type_ or "")
         except SeektuneError as exc:
-            return f"**Not started:**\n\n```\n{exc}\n```", models
+            return failure("Not started:", str(exc), None), models
         # the output is what one serves next: put it in the serve box
         return summary, str(out.relative_to(project.root)) if out is not None else models
 
@@ -102,7 +99,7 @@ def build(project: Project) -> None:
         try:
             status = servers.start(project, split_names(names), int(port or 0), keys.strip() or None)
         except SeektuneError as exc:
-            return f"**Not started:**\n\n```\n{exc}\n```", _servers_table(servers), ""
+            return failure("Not started:", str(exc), None), _servers_table(servers), ""
         return (f"Serving {', '.join(status.served)} on {status.url}", _servers_table(servers),
                 _snippet(project, status))
 

@@ -12,15 +12,15 @@ import yaml
 from seektune.errors import SeektuneError
 from seektune.method_config import METHODS
 from seektune.ui import forms
+from seektune.ui.datasteps import save_upload
 from seektune.ui.jobs import metrics
 from seektune.ui.project import Project, failure
-from seektune.ui.datasteps import save_upload
 
 REFRESH_S = 2.0
 KEY_SETTINGS = ["model.name_or_path", "method.name", "data.train", "data.system_prompt", "train.epochs",
                 "train.max_steps", "train.learning_rate", "train.micro_batch_size", "data.max_length",
                 "method.lora.r", "method.lora.lora_alpha", "output.name"]
-SECTIONS = ["model", "method", "data", "train", "objective", "continual", "output"]
+SECTIONS = list(dict.fromkeys(f.key.split(".")[0] for f in forms.FIELDS))   # model, method, data, train, ...
 
 
 def _widget(gr, field: forms.FormField):
@@ -66,23 +66,14 @@ def _relative(root: Path, values: dict) -> dict:
 
 
 def loaded_values(project: Project, source: str) -> dict:
-    """The form's values from a run's saved config (a UI run name) or a training YAML in the project; relative
-    paths in a YAML are read beside it, as `seektune train` reads them."""
-    from seektune.schema import beside, read_yaml
+    """The form's values from a run's saved config (a UI run name) or a training YAML in the project, read by
+    the loader `seektune train` uses (relative paths resolved beside the YAML, as it resolves them)."""
+    from seektune import config
 
     run_dir = project.jobs.run_dir(source.strip())
     path = run_dir / "config.yaml" if run_dir and (run_dir / "config.yaml").is_file() else \
         project.inside(source.strip(), "config")
-    tree = read_yaml(path)
-    data = tree.get("data") or {}
-    for key in ("train", "eval"):
-        items = data.get(key) or []
-        items = items if isinstance(items, list) else [items]
-        data[key] = [{**i, "path": beside(str(i["path"]), path.parent)} if isinstance(i, dict) else
-                     beside(str(i), path.parent) for i in items]
-    if (tree.get("model") or {}).get("name_or_path"):
-        name = tree["model"]["name_or_path"]
-        tree["model"]["name_or_path"] = beside(name, path.parent) if "/" in name else name
+    tree = config.load(path).model_dump(exclude_defaults=True)
     tree.setdefault("output", {}).pop("dir", None)   # runs of the page go to <project>/runs
     return _relative(project.root, forms.form_values(tree))
 
@@ -173,14 +164,14 @@ def build(project: Project, page) -> None:
             config, cfg = written(*values)
             jobs.start(cfg.output.name, config, Path(cfg.output.dir) / cfg.output.name)
         except SeektuneError as exc:
-            return f"**Not started:**\n\n```\n{exc}\n```", _runs_table(jobs)
+            return failure("Not started:", str(exc), None), _runs_table(jobs)
         return f"Started `{forms.command_line(config)}`", _runs_table(jobs)
 
     def check_template(*values):
         try:
             config, _ = written(*values)
         except SeektuneError as exc:
-            return f"**Not valid yet:**\n\n```\n{exc}\n```"
+            return failure("Not valid yet:", str(exc), None)
         ok, output = project.command("check-template", str(config), "--records", "2")
         return failure("Template check failed:", output, 4000) if not ok else \
             f"Template check passed:\n\n```\n{output[-4000:]}\n```"
@@ -190,7 +181,7 @@ def build(project: Project, page) -> None:
             return [gr.update()] * len(inputs) + ["name a run or a YAML file to start from"]
         try:
             values = loaded_values(project, source)
-        except (SeektuneError, KeyError, TypeError, ValueError) as exc:   # a YAML of another shape
+        except SeektuneError as exc:   # not found, or not a valid training config (the message names the key)
             return [gr.update()] * len(inputs) + [f"**Not loaded:** {exc}"]
         return [values[f.key] for f in forms.FIELDS] + [f"loaded the settings of `{source.strip()}`"]
 
@@ -206,7 +197,8 @@ def build(project: Project, page) -> None:
         table = _runs_table(jobs)
         names = [row[0] for row in table]
         chosen = chosen if chosen in names else (names[0] if names else None)
-        rows = metrics(jobs.run_dir(chosen)) if chosen and jobs.run_dir(chosen) else []
+        run_dir = jobs.run_dir(chosen) if chosen else None
+        rows = metrics(run_dir) if run_dir else []
         curve = pd.DataFrame({"step": [r["step"] for r in rows], "loss": [r["loss"] for r in rows],
                               "lr": [r.get("lr", 0.0) for r in rows]})
         return table, gr.update(choices=names, value=chosen), curve, curve, jobs.log_tail(chosen) if chosen else ""
