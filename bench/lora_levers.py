@@ -8,7 +8,10 @@ changed at a time. Each run is its own child process (peak RSS sampled every 20 
 the runs are interleaved `--repeats` times, since identical runs here differ by up to 15%; the first WARMUP
 steps are not timed.
 
-Run: python bench/lora_levers.py [--steps 8] [--repeats 2] [--only glibc jemalloc]
+Run: python bench/lora_levers.py [--steps 30] [--repeats 2] [--only glibc jemalloc]
+
+`wall s` is the whole child process: imports, model load, the first compile (inductor's cache is
+cleared before each run, so every compile is a cold one), all steps and the final save.
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ WORDS = ("tenant landlord deposit notice lease term breach remedy damages court 
 VARIANTS = {
     "trainer": ([], {}),
     "seektune defaults": ([], {}),
+    "compiled, inductor's own saved set (train.compile_memory_budget=1)": (["train.compile_memory_budget=1"], {}),
+    "eager layers (train.compile=false)": (["train.compile=false"], {}),
+    "eager, all logits at once (train.compile=false train.chunked_loss=false)": (
+        ["train.compile=false", "train.chunked_loss=false"], {}),
     "frozen base in fp32 (train.frozen_dtype=fp32)": (["train.frozen_dtype=fp32"], {}),
     "padded like the Trainer (data.packing=false)": (["data.packing=false"], {}),
     "glibc malloc (SEEKTUNE_ALLOCATOR=system)": ([], {"SEEKTUNE_ALLOCATOR": "system"}),
@@ -121,7 +128,7 @@ def run_trainer(work: Path, steps: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--only", nargs="+", metavar="WORD",
                         help="run only the variants whose name holds one of these words (the Trainer always runs)")
@@ -153,24 +160,31 @@ def main() -> None:
     for repeat in range(args.repeats):
         for name, env in chosen.items():
             print(f"[{repeat + 1}/{args.repeats}] {name} ...", flush=True)
+            cache = Path(tempfile.mkdtemp(dir=work))   # a cold inductor cache for every run
+            began = time.perf_counter()
             done = subprocess.run([sys.executable, __file__, "--child", name, "--steps", str(args.steps),
                                    "--work", str(work)], capture_output=True, text=True,
-                                  env={**os.environ, "TOKENIZERS_PARALLELISM": "false", **env})
+                                  env={**os.environ, "TOKENIZERS_PARALLELISM": "false",
+                                       "TORCHINDUCTOR_CACHE_DIR": str(cache), **env})
+            wall = time.perf_counter() - began
             line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
             if line is None:
                 sys.exit(f"{name} failed:\n{done.stderr[-3000:]}")
-            results[name].append(json.loads(line[7:]))
+            results[name].append({**json.loads(line[7:]), "wall_s": wall})
     base_speed = statistics.median(r["tokens_per_s"] for r in results["trainer"])
     base_rss = statistics.median(r["peak_rss_mb"] for r in results["trainer"])
     print(f"\nSmolLM2-135M LoRA r16, {BATCH} x max {MAX_LEN}, bf16, {args.steps} steps ({WARMUP} not timed), "
           f"median of {args.repeats} interleaved runs; supervised tokens/s\n")
-    print(f"| run | allocator | supervised tokens/s | vs Trainer | peak RSS MB | vs Trainer | runs (tokens/s) |")
-    print("|---|---|---:|---:|---:|---:|---|")
+    print("| run | allocator | supervised tokens/s | vs Trainer | peak RSS MB | vs Trainer | wall s "
+          "| runs (tokens/s) |")
+    print("|---|---|---:|---:|---:|---:|---:|---|")
     for name, runs in results.items():
         speed = statistics.median(r["tokens_per_s"] for r in runs)
         rss = statistics.median(r["peak_rss_mb"] for r in runs)
+        wall = statistics.median(r["wall_s"] for r in runs)
         each = ", ".join(f"{r['tokens_per_s']:.0f}" for r in runs)
-        print(f"| {name} | {runs[0]['allocator']} | {speed:.0f} | {speed / base_speed:.2f} | {rss:.0f} | {rss / base_rss:.2f} | {each} |")
+        print(f"| {name} | {runs[0]['allocator']} | {speed:.0f} | {speed / base_speed:.2f} | {rss:.0f} | "
+              f"{rss / base_rss:.2f} | {wall:.0f} | {each} |")
 
 
 if __name__ == "__main__":

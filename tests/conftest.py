@@ -34,7 +34,7 @@ torch.set_num_threads(len(_cores_of_this_worker()))
 LONGEST_FIRST = ["test_packaged_model.py", "test_distributed.py", "test_plan_measured.py", "test_legal_recipe.py",
                  "test_vision_recipe.py", "test_ui_browser.py",
                  "test_train_objectives.py", "test_resume.py", "test_bench_gpu.py", "test_eval.py",
-                 "test_continual.py", "test_serve.py", "test_ui_ship.py", "test_ui_data.py"]
+                 "test_compile.py", "test_continual.py", "test_serve.py", "test_ui_ship.py", "test_ui_data.py"]
 
 
 def pytest_collection_modifyitems(items):

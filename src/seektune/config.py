@@ -139,6 +139,22 @@ class TrainConfig(Section):
         "saves an adapter (LoRA family, IA3, bottleneck, prompts; not QLoRA, QAT or fsdp2): half their memory "
         "and no cast per step; fp32 = kept in fp32, autocast casts them per step"
     )
+    compile: Literal["auto"] | bool = Field(
+        "auto", description="torch.compile the decoder layers for training steps (fused elementwise work, less "
+        "kept for backward): auto = on a CPU with a C++ compiler, one process, methods full/freeze/lora, "
+        "objective causal_lm, for models of 100M+ parameters trained 30+ steps (the first compile takes about "
+        "half a minute); true = wherever possible, an error naming what prevents it; false = eager"
+    )
+    compile_memory_budget: float = Field(
+        0.5, gt=0, le=1, description="compiled layers: the share of activation memory kept for backward, between "
+        "recomputing everything (0, like gradient checkpointing) and keeping what inductor keeps by default (1); "
+        "inductor picks the cheapest ops to recompute"
+    )
+    chunked_loss: bool = Field(
+        True, description="output head + cross-entropy in chunks of answer tokens, gradients computed on the way: "
+        "the logits of all answer tokens are never held at once (same loss; the largest part of a LoRA step's "
+        "peak memory otherwise)"
+    )
     sharding: Literal["none", "fsdp2"] = Field(
         "none", description="fsdp2: torch's fully_shard over the processes of a torchrun / accelerate launch "
         "(weights, gradients and AdamW state split across them; CPU and GPU); none: every process holds the "

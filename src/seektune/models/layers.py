@@ -62,3 +62,29 @@ def store_frozen_in(model: nn.Module, dtype: torch.dtype) -> None:
     for p in model.parameters():
         if not p.requires_grad and p.dtype == torch.float32:
             p.data = p.data.to(dtype)
+
+
+def skip_adapter_input_casts(model: nn.Module) -> int:
+    """peft casts each adapter layer's input to its weights' dtype (fp32 masters here) before the adapter's matmul;
+    under autocast that matmul casts it straight back to bf16, so each LoRA layer made two full-size copies of its
+    input and kept one of them for backward. While autocast is on, the same bf16 values reach the matmul without
+    the round trip (bf16 -> fp32 -> bf16 is exact); outside autocast peft's cast still runs, so an fp32 adapter on a
+    bf16 base keeps working there (e.g. a forward outside the loop). Layers with a variant (DoRA) keep peft's
+    cast. Returns the number of layers changed."""
+    from peft.tuners.lora import LoraLayer
+
+    changed = 0
+    for module in model.modules():
+        if isinstance(module, LoraLayer) and not module.lora_variant:
+            module.register_forward_pre_hook(_cast_only_outside_autocast)
+            module.cast_input_dtype_enabled = False   # as under autocast, where training runs
+            changed += 1
+    return changed
+
+
+def _cast_only_outside_autocast(module: nn.Module, args: tuple) -> None:
+    x = args[0] if args else None
+    device = x.device.type if isinstance(x, torch.Tensor) else "cpu"
+    cast = not torch.is_autocast_enabled(device)
+    if module.cast_input_dtype_enabled != cast:   # written only on a change: compiled layers see a constant
+        module.cast_input_dtype_enabled = cast

@@ -5,7 +5,9 @@ adapter runs under bf16 autocast: the frozen base in bf16, so autocast has nothi
 fp32 gradients and two fp32 AdamW moments for what trains, and the autograd-saved activations of a decoder layer
 per token, counted by recording the tensors saved for backward (saved_tensors_hooks) on a Llama layer through
 the causal-LM objective: under bf16/fp16 autocast each matmul input is cast (q, k and v each separately) and
-the cast of every weight is kept for backward. Logits exist only at supervised tokens (the selective head).
+the cast of every weight is kept for backward. Logits exist only at supervised tokens (the selective head), and
+with the chunked loss only one chunk of them at a time. Layers compiled by `train.compile` keep less than this
+(inductor recomputes elementwise results): for them the estimate is an upper bound.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from seektune.plan.shape import ModelShape
+from seektune.train.objectives.chunked_ce import CHUNK_NUMBERS
 
 FP32 = 4
 ADAMW_STATES = 2
@@ -32,6 +35,7 @@ class Workload:
     adapter: bool                   # trainable weights live outside the base (LoRA-family, IA3, prompts)
     shards: int = 1                 # processes splitting weights, gradients and optimizer state (fsdp2)
     frozen_bytes: int = FP32        # 2 where the loop stores the frozen base in bf16 (train.frozen_dtype)
+    chunked_loss: bool = True       # the head + cross-entropy in chunks (train.chunked_loss)
 
     @property
     def tokens(self) -> int:
@@ -83,8 +87,9 @@ def layer_activation_bytes(shape: ModelShape, work: Workload, moe_layer: bool = 
         return per_token + c * width               # the MLP product the down projection passes back through
     per_token += 4 * c * width                     # gate, up, activation outputs and the down input
     if work.adapter:
-        per_token += (6 if cast else 0) * c * h    # each adapted matmul casts its own input (q, k, v apart)
-        per_token += (2 * FP32 * width) if cast else 0   # adapters cast their inputs back to fp32
+        # each adapter keeps its input for its own gradient: the two norm outputs, the attention output, the
+        # down projection's input (under autocast peft's fp32 round trip is skipped, so q, k, v share one)
+        per_token += 3 * c * h + c * width
     else:
         per_token += (2 if cast else 0) * c * h    # one cast input for attention, one for the MLP
     return per_token
@@ -122,9 +127,16 @@ def estimate(shape: ModelShape, work: Workload) -> Estimate:
         linear = (0 if work.quantized_base else shape.layer_linear_params) + shape.vocab * shape.hidden
         parts["weight casts"] = linear * work.compute_bytes // shards
     supervised = int(work.tokens * work.supervised_fraction)
-    # compute-dtype logits, their fp32 copy and the fp32 log-softmax saved for backward
-    forward = {"activations": _activations(shape, work),
-               "logits": supervised * shape.vocab * (work.compute_bytes + 2 * FP32)}
+    if work.chunked_loss:
+        # the hidden states' fp32 gradient per answer token, one chunk's logits (compute dtype, fp32, the fp32
+        # softmax gradient) and, when the head trains, its fp32 gradient, all computed in forward
+        chunk_rows = min(supervised, max(1, CHUNK_NUMBERS // shape.vocab))
+        logits = (supervised * shape.hidden * FP32 + chunk_rows * shape.vocab * (work.compute_bytes + 2 * FP32)
+                  + (shape.vocab * shape.hidden * FP32 if shape.head_trains else 0))
+    else:
+        # compute-dtype logits, their fp32 copy and the fp32 log-softmax saved for backward
+        logits = supervised * shape.vocab * (work.compute_bytes + 2 * FP32)
+    forward = {"activations": _activations(shape, work), "logits": logits}
     if shards > 1:
         parts["gathered layer"] = _largest_layer_bytes(shape)  # fsdp2 unshards one layer at a time
     return Estimate(parts, forward, shape.trainable * FP32 // shards)

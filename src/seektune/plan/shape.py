@@ -38,6 +38,7 @@ class ModelShape:
     experts: Experts | None
     frozen_layers: int = 0      # decoder layers with nothing trainable (freeze's lower layers)
     embeddings_train: bool = False   # gradients flow up from the input embeddings (full, tied heads)
+    head_trains: bool = False        # the output head's weight has a gradient (full, freeze)
 
     @property
     def active_params(self) -> int:
@@ -99,4 +100,5 @@ def from_config(config, method: MethodConfig) -> ModelShape:
         heads=heads, kv_heads=int(_get(text, "num_key_value_heads", default=heads)),
         head_dim=int(_get(text, "head_dim", default=hidden // heads) or hidden // heads),
         experts=_experts(text, counts, layers), frozen_layers=frozen,
-        embeddings_train=any(p.requires_grad for p in embeddings.parameters()))
+        embeddings_train=any(p.requires_grad for p in embeddings.parameters()),
+        head_trains=any(p.requires_grad for p in prepared.get_output_embeddings().parameters()))

@@ -34,11 +34,13 @@ from seektune.data.terms import TermMatcher
 from seektune.errors import ConfigError, TrainingStopped
 from seektune.models import methods
 from seektune.models.methods import qat
-from seektune.models.layers import enable_gradient_checkpointing, float32_master, store_frozen_in, trainable_summary
+from seektune.models.layers import (enable_gradient_checkpointing, float32_master, skip_adapter_input_casts,
+                                    store_frozen_in, trainable_summary)
 from seektune.models.loading import load_model, load_tokenizer, model_config, resolve
 from seektune.models.vision import load_images
 from seektune.runtime import resolve_precision, restore_rng_state, rng_state, seed_everything, set_threads
 from seektune.train import checkpoint, objectives, param_groups, sharding
+from seektune.train.compile import compile_layers, should_compile
 from seektune.train.continual import Continual
 from seektune.train.continual.replay import row_losses
 from seektune.train.hooks import HookList
@@ -196,6 +198,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
                                          cfg.train.sharding == "fsdp2")
     if frozen_bf16:
         store_frozen_in(model, torch.bfloat16)
+    skip_adapter_input_casts(model)
     if cfg.train.gradient_checkpointing:
         enable_gradient_checkpointing(model)
     hooks = HookList(([spec.hooks(model, cfg.method)] if spec.hooks else []) + continual.after_method(model))
@@ -205,6 +208,10 @@ def train(cfg: Config, resume: bool = False) -> Path:
     trainable, total = (n + sum(p.numel() for p in own) for n in trainable_summary(model))
     if trainable == 0:
         raise ConfigError("method: nothing is trainable with these settings")
+    compiled, compile_line = should_compile(cfg, accelerator.device, accelerator.num_processes, images is not None,
+                                            total, total_steps)
+    if compiled:
+        compile_layers(model, cfg.train.compile_memory_budget)
     collate, objective_line = objective.collate, objective.describe()
     unit_rate = f"{objective.unit}/s"   # the units the loss is normalised by: tokens, pairs or sampled answers
     objective, optimizer = sharding.prepare(cfg, accelerator, objective, lambda m: torch.optim.AdamW(
@@ -243,7 +250,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
                    f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.3f}%)",
                    f"precision: {precision if precision != 'no' else 'fp32'}"
                    f"{' (frozen weights stored in bf16)' if frozen_bf16 else ''}, threads: {threads}, "
-                   f"allocator: {allocator.describe(malloc)}, "
+                   f"allocator: {allocator.describe(malloc)}, compile: {compile_line}, "
                    f"processes: {accelerator.num_processes}, objective: {objective_line}",
                    f"steps: {total_steps} ({plan.steps_per_epoch} per epoch)", *continual.lines,
                    *data.report.lines()]
@@ -334,6 +341,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
                                 "stopped_early": state.stopped_early, "trainable_parameters": trainable,
                                 "total_parameters": total, "precision": precision,
                                 "frozen_weights": "bf16" if frozen_bf16 else "fp32", "allocator": malloc,
+                                "compiled_layers": compiled,
                                 "final": str(final),
                                 **hooks.summary(), **continual.summary()})
         print(f"done: {state.step} steps, train loss {last_loss:.4f}"

@@ -60,6 +60,9 @@ def _kind(annotation: Any) -> tuple[str, tuple, bool]:
     inner = args[0] if optional and len(args) == 1 else annotation
     if typing.get_origin(inner) is Literal:
         return "choice", typing.get_args(inner), optional
+    literals = [a for a in args if typing.get_origin(a) is Literal]
+    if literals and set(args) == {*literals, bool}:   # `auto` or a switch (train.compile)
+        return "choice", (*(c for a in literals for c in typing.get_args(a)), True, False), optional
     if inner is bool:
         return "bool", (), optional
     if inner is int:

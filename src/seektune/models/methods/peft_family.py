@@ -7,7 +7,9 @@ standard peft adapter directory. Errors from peft come back as ConfigErrors nami
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sys
 import warnings
 
 import torch
@@ -53,12 +55,37 @@ def _hybrid_layers(model: nn.Module, full_layers: int) -> tuple[list[str], str]:
     return [f"{prefix}.{i}" for i in full], rf"{re.escape(prefix)}\.({'|'.join(full)})\..*"
 
 
+@contextlib.contextmanager
+def _no_gptqmodel_probe():
+    """peft asks of every layer it wraps whether it is a GPT-QModel quantized layer, importing gptqmodel to ask
+    (and datasets, pyarrow and pandas behind it: ~290 MB of RSS and seconds in a training process). No layer can
+    be one while gptqmodel is not imported (its layers exist only once a model was loaded through it), so then
+    the question is answered 'no' without the import. The names are patched only where peft has them."""
+    if "gptqmodel" in sys.modules:
+        yield
+        return
+    import importlib
+
+    patched = []
+    for name in ("peft.utils.other", "peft.tuners.lora.gptq", "peft.tuners.lora.awq"):
+        module = importlib.import_module(name)
+        if hasattr(module, "is_gptqmodel_available"):
+            patched.append((module, module.is_gptqmodel_available))
+            module.is_gptqmodel_available = lambda: False
+    try:
+        yield
+    finally:
+        for module, original in patched:
+            module.is_gptqmodel_available = original
+
+
 def wrap(model: nn.Module, peft_cfg, section: str, rewrite_disabled: bool = False) -> nn.Module:
     """get_peft_model, with peft's errors and its 'pattern matched nothing' warnings turned into ConfigErrors."""
     from peft import get_peft_model
 
     try:
-        with moe_rewrite_disabled(rewrite_disabled), warnings.catch_warnings(record=True) as caught:
+        with (moe_rewrite_disabled(rewrite_disabled), _no_gptqmodel_probe(),
+              warnings.catch_warnings(record=True) as caught):
             warnings.simplefilter("always")
             wrapped = get_peft_model(model, peft_cfg)
         for w in caught:

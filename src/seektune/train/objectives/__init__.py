@@ -50,13 +50,14 @@ def _kd(model: nn.Module, cfg: Config, tokenizer) -> DistillationObjective:
 
 
 OBJECTIVES: dict[str, Callable[[nn.Module, Config, object], Objective]] = {
-    "causal_lm": lambda model, cfg, tokenizer: CausalLMObjective(model, label_smoothing=cfg.train.label_smoothing),
+    "causal_lm": lambda model, cfg, tokenizer: CausalLMObjective(model, label_smoothing=cfg.train.label_smoothing,
+                                                                 chunked_loss=cfg.train.chunked_loss),
     "dpo": lambda model, cfg, tokenizer: PreferenceObjective(model, cfg.objective),
     "reward": lambda model, cfg, tokenizer: RewardObjective(model, cfg.objective),
     "grpo": _grpo,
     "kd": _kd,
     "clip": lambda model, cfg, tokenizer: ContrastiveObjective(model, cfg.objective),
-    "caption": lambda model, cfg, tokenizer: CaptionObjective(model),
+    "caption": lambda model, cfg, tokenizer: CaptionObjective(model, chunked_loss=cfg.train.chunked_loss),
 }
 # what each objective's rows are (seektune.data.dataset KINDS) and which model head it trains
 DATA = {"causal_lm": "sft", "dpo": "pairs", "reward": "pairs", "grpo": "prompts", "kd": "sft", "clip": "captions",

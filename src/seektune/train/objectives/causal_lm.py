@@ -3,7 +3,9 @@
 Cross-entropy is computed only where there is a target: the decoder's hidden states at supervised positions go
 through the output head, instead of projecting every position onto the vocabulary and masking afterwards. On
 chat data most positions are prompt, so this skips most of the head's FLOPs and its (batch x seq x vocab)
-logits memory. Models whose logits are post-processed (soft-capping) use the plain forward.
+logits memory. Models whose logits are post-processed (soft-capping) use the plain forward. With `chunked_loss`
+the head and the cross-entropy then run in chunks of those positions (`chunked_ce.py`), so not even the
+(supervised tokens x vocab) logits are held at once.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from seektune.data.render import IGNORE
 from seektune.models.unwrap import unwrap_peft
 from seektune.models.vision import rope_positions, uses_rope_3d
 from seektune.train.objectives.base import Objective
+from seektune.train.objectives.chunked_ce import chunked_head_loss, supports_chunked_head
 
 
 def supports_selective_head(model: nn.Module) -> bool:
@@ -30,17 +33,27 @@ def answer_logits(model: nn.Module, input_ids, position_ids, attention_mask, sup
     the output head (no batch x seq x vocab tensor); otherwise the model's own forward, then the selection.
     `image_inputs` (pixel_values...) go to a vision-language model, whose `.model` puts the image features in
     place of the image tokens before the language model runs."""
+    if selective:
+        hidden = answer_hidden(model, input_ids, position_ids, attention_mask, supervised, image_inputs)
+        return unwrap_peft(model).get_output_embeddings()(hidden)
     image_inputs = image_inputs or {}
     if uses_rope_3d(model):   # Qwen2-VL: (time, height, width) positions per sample, text-only rows too
         position_ids = rope_positions(model, input_ids, position_ids, image_inputs.get("image_grid_thw"))
-    if selective:
-        base = unwrap_peft(model)
-        body = base.model if image_inputs else base.get_decoder()
-        hidden = body(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask,
-                      use_cache=False, **image_inputs).last_hidden_state
-        return base.get_output_embeddings()(hidden[supervised])
     return model(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask,
                  use_cache=False, **image_inputs).logits[supervised]
+
+
+def answer_hidden(model: nn.Module, input_ids, position_ids, attention_mask, supervised,
+                  image_inputs: dict | None = None):
+    """The decoder's last hidden states at the supervised positions, (tokens, width): what the head projects."""
+    image_inputs = image_inputs or {}
+    if uses_rope_3d(model):
+        position_ids = rope_positions(model, input_ids, position_ids, image_inputs.get("image_grid_thw"))
+    base = unwrap_peft(model)
+    body = base.model if image_inputs else base.get_decoder()
+    hidden = body(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask,
+                  use_cache=False, **image_inputs).last_hidden_state
+    return hidden[supervised]
 
 
 def _virtual_tokens(model: nn.Module) -> bool:
@@ -64,20 +77,30 @@ class CausalLMObjective(Objective):
 
     name = "causal_lm"
 
-    def __init__(self, model: nn.Module, selective_head: bool = True, label_smoothing: float = 0.0):
+    def __init__(self, model: nn.Module, selective_head: bool = True, label_smoothing: float = 0.0,
+                 chunked_loss: bool = False):
         super().__init__(model)
         self.virtual_tokens = _virtual_tokens(model)
         self.selective_head = selective_head and not self.virtual_tokens and supports_selective_head(model)
         self.label_smoothing = label_smoothing
+        self.chunked_loss = (chunked_loss and self.selective_head
+                             and supports_chunked_head(unwrap_peft(model).get_output_embeddings()))
 
     def describe(self) -> str:
-        return f"causal_lm (selective head: {self.selective_head}, label smoothing: {self.label_smoothing})"
+        return (f"{self.name} (selective head: {self.selective_head}, chunked loss: {self.chunked_loss}, "
+                f"label smoothing: {self.label_smoothing})")
 
     def forward(self, input_ids, targets, position_ids, attention_mask=None, weights=None, **image_inputs):
         supervised = targets != IGNORE
         if self.virtual_tokens:  # padded rows only (config check); positions start at 0 after the prompt
             out = self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
             logits = out.logits[:, -input_ids.shape[1]:][supervised]
+        elif self.chunked_loss:
+            hidden = answer_hidden(self.model, input_ids, position_ids, attention_mask, supervised, image_inputs)
+            head = unwrap_peft(self.model).get_output_embeddings()
+            token_weights = weights[supervised] if weights is not None else None
+            return (chunked_head_loss(hidden, head, targets[supervised], token_weights, self.label_smoothing),
+                    supervised.sum())
         else:
             logits = answer_logits(self.model, input_ids, position_ids, attention_mask, supervised,
                                    self.selective_head, image_inputs)
@@ -95,4 +118,5 @@ class CaptionObjective(CausalLMObjective):
     name = "caption"
 
     def describe(self) -> str:
-        return f"caption (cross-entropy on the answers, language model frozen; selective head: {self.selective_head})"
+        return (f"caption (cross-entropy on the answers, language model frozen; selective head: "
+                f"{self.selective_head}, chunked loss: {self.chunked_loss})")
