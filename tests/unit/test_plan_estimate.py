@@ -84,15 +84,17 @@ def test_the_peak_holds_the_larger_of_gradients_and_activations(tmp_path):
     assert short.total == sum(short.resident.values()) + short.gradients
 
 
-def test_a_7b_lora_on_one_24gb_card_fits_with_checkpointing(tmp_path):
+def test_a_7b_lora_on_one_24gb_card_fits_with_checkpointing_and_a_smaller_micro_batch(tmp_path):
     result = plan(_cfg(tmp_path), LLAMA_7B, hardware.parse("1x24GB"))
     assert not result.configured.fits
     weights = result.configured.estimate.parts["weights"]
     assert weights == 6_738_415_616 * 2 + 39_976_960 * 4        # the frozen base in bf16, the adapter in fp32
     assert "weight casts" not in result.configured.estimate.parts   # autocast has nothing left to cast
-    # the chunked loss holds one chunk of logits: 0.1 GiB instead of 1.2 (4 x 2048 tokens, half supervised)
-    assert result.configured.estimate.parts["logits"] < 0.15 * 2**30
-    assert result.recommended.overrides == ("train.gradient_checkpointing=true",)
+    # the chunked loss holds one chunk of logits (2,097 rows of a 32k vocabulary on a GPU) and the hidden states'
+    # gradients: 0.69 GiB instead of 1.22 for all 4,096 answer tokens of 4 x 2048
+    assert result.configured.estimate.parts["logits"] < 0.75 * 2**30
+    assert result.recommended.overrides == ("train.gradient_checkpointing=true", "train.micro_batch_size=2",
+                                            "train.gradient_accumulation_steps=4")
     assert 15 * 2**30 < result.recommended.estimate.total <= usable_bytes(result.hardware)  # the seeds' ~16 GB
 
 

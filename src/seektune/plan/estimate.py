@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from seektune.plan.shape import ModelShape
-from seektune.train.objectives.chunked_ce import CHUNK_NUMBERS
+from seektune.train.objectives.chunked_ce import chunk_rows
 
 FP32 = 4
 ADAMW_STATES = 2
@@ -36,6 +36,7 @@ class Workload:
     shards: int = 1                 # processes splitting weights, gradients and optimizer state (fsdp2)
     frozen_bytes: int = FP32        # 2 where the loop stores the frozen base in bf16 (train.frozen_dtype)
     chunked_loss: bool = True       # the head + cross-entropy in chunks (train.chunked_loss)
+    on_cpu: bool = False            # chunks are smaller on a CPU
 
     @property
     def tokens(self) -> int:
@@ -130,8 +131,8 @@ def estimate(shape: ModelShape, work: Workload) -> Estimate:
     if work.chunked_loss:
         # the hidden states' fp32 gradient per answer token, one chunk's logits (compute dtype, fp32, the fp32
         # softmax gradient) and, when the head trains, its fp32 gradient, all computed in forward
-        chunk_rows = min(supervised, max(1, CHUNK_NUMBERS // shape.vocab))
-        logits = (supervised * shape.hidden * FP32 + chunk_rows * shape.vocab * (work.compute_bytes + 2 * FP32)
+        rows = min(supervised, chunk_rows(shape.vocab, work.on_cpu))
+        logits = (supervised * shape.hidden * FP32 + rows * shape.vocab * (work.compute_bytes + 2 * FP32)
                   + (shape.vocab * shape.hidden * FP32 if shape.head_trains else 0))
     else:
         # compute-dtype logits, their fp32 copy and the fp32 log-softmax saved for backward
