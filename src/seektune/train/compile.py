@@ -7,8 +7,8 @@ bench/lora_levers.py. Only the layers are compiled: the embedding, the selective
 eager, so the number of answer tokens never changes a compiled shape, and shapes are dynamic from the start, so
 rows of another width do not recompile. Evaluation (no gradients) runs the layers eagerly: compiling a second,
 inference graph would cost more than it saves on the few evaluation batches. `train.compile_memory_budget` is
-torch's activation memory budget for the partitioner: 0.5 (the default) kept issue 15's job at ~0.75x the peak
-RSS of 1 for ~10% of the speed (bench/README.md).
+torch's activation memory budget for the partitioner: 0.5 (the default) took issue 15's job to 0.81x the peak RSS
+of 1 for 12% of the speed (bench/README.md).
 
 `auto` compiles where it pays: a CPU, one process, a model of at least AUTO_MIN_PARAMS parameters trained for at
 least AUTO_MIN_STEPS steps (the first compile takes about half a minute; later runs reuse inductor's cache), and a
@@ -17,7 +17,6 @@ C++ compiler. GPUs keep eager: not measured there yet.
 
 from __future__ import annotations
 
-import logging
 import shutil
 
 import torch
@@ -27,8 +26,6 @@ from seektune.config import Config
 from seektune.errors import ConfigError
 from seektune.models.layers import decoder_layers
 from seektune.models.methods import get as method_spec
-
-log = logging.getLogger("seektune.train")
 
 AUTO_MIN_PARAMS = 100_000_000
 AUTO_MIN_STEPS = 30
