@@ -152,8 +152,8 @@ class TrainConfig(Section):
     )
     chunked_loss: bool = Field(
         True, description="output head + cross-entropy in chunks of answer tokens, gradients computed on the way: "
-        "the logits of all answer tokens are never held at once (same loss; the largest part of a LoRA step's "
-        "peak memory otherwise)"
+        "the logits of all answer tokens are never held at once (same loss; otherwise they and their gradients are "
+        "the largest single part of a LoRA step's peak)"
     )
     sharding: Literal["none", "fsdp2"] = Field(
         "none", description="fsdp2: torch's fully_shard over the processes of a torchrun / accelerate launch "
