@@ -71,16 +71,21 @@ def data_file(out: Path) -> Path:
     return path
 
 
+def job_overrides(work: Path) -> list[str]:
+    """The job's data, LoRA, micro-batch and dtype as seektune settings (the rest is per script)."""
+    return [f"data.train={work / 'train.jsonl'}", f"data.max_length={MAX_LEN}", f"data.system_prompt={SYSTEM}",
+            *[f"method.lora.{k}={v}" for k, v in LORA.items()], f"train.micro_batch_size={BATCH}",
+            "train.precision=bf16"]
+
+
 def run_seektune(work: Path, steps: int, overrides: list[str]) -> dict:
     from seektune import config
     from seektune.train.loop import train
 
     out = Path(tempfile.mkdtemp(dir=work))
     cfg = config.load(None, [
-        f"data.train={work / 'train.jsonl'}", f"data.max_length={MAX_LEN}", f"data.system_prompt={SYSTEM}",
-        *[f"method.lora.{k}={v}" for k, v in LORA.items()], f"train.max_steps={steps}",
-        f"train.micro_batch_size={BATCH}", f"train.learning_rate={LR}", "train.precision=bf16",
-        "train.warmup_ratio=0", "train.lr_scheduler=linear", f"output.dir={out}", "output.name=run", *overrides])
+        *job_overrides(work), f"train.max_steps={steps}", f"train.learning_rate={LR}", "train.warmup_ratio=0",
+        "train.lr_scheduler=linear", f"output.dir={out}", "output.name=run", *overrides])
     with PeakRSS() as mem:
         train(cfg)
     rows = [json.loads(x) for x in (out / "run/metrics.jsonl").read_text().splitlines() if '"loss"' in x]

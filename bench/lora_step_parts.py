@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lora_levers import BATCH, LORA, MAX_LEN, SYSTEM, data_file  # noqa: E402  (bench/ is a folder of scripts)
+from lora_levers import BATCH, MAX_LEN, data_file, job_overrides  # noqa: E402  (bench/ is a folder of scripts)
 
 VARIANTS = ("seektune step", "peft's fp32 input casts", "all logits at once", "gradient checkpointing",
             "attention per packed sample")
@@ -57,10 +57,7 @@ def child(variant: str, iterations: int, work: Path) -> dict:
     from seektune.train.step_plan import make_plan
 
     set_threads()
-    cfg = config.load(None, [
-        f"data.train={work / 'train.jsonl'}", f"data.max_length={MAX_LEN}", f"data.system_prompt={SYSTEM}",
-        *[f"method.lora.{k}={v}" for k, v in LORA.items()], f"train.micro_batch_size={BATCH}",
-        "train.precision=bf16", f"train.chunked_loss={variant != 'all logits at once'}"])
+    cfg = config.load(None, [*job_overrides(work), f"train.chunked_loss={variant != 'all logits at once'}"])
     tokenizer = load_tokenizer(cfg.model)
     data = build_data(cfg.data, tokenizer, cfg.train.seed)
     plan, _ = make_plan(cfg, data, 1)

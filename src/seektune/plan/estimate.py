@@ -37,7 +37,6 @@ class Workload:
     frozen_bytes: int = FP32        # 2 where the loop stores the frozen base in bf16 (train.frozen_dtype)
     chunked_loss: bool = True       # the head + cross-entropy in chunks (train.chunked_loss)
     on_cpu: bool = False            # chunks are smaller on a CPU
-    adapter_dropout: bool = False   # LoRA dropout > 0: each adapter keeps its own dropped input and mask
 
     @property
     def tokens(self) -> int:
@@ -88,7 +87,7 @@ def layer_activation_bytes(shape: ModelShape, work: Workload, moe_layer: bool = 
     if frozen:
         return per_token + c * width               # the MLP product the down projection passes back through
     per_token += 4 * c * width                     # gate, up, activation outputs and the down input
-    if work.adapter and work.adapter_dropout:
+    if work.adapter and shape.adapter_dropout:
         # each adapted matmul keeps its own dropped input (q, k, v, o, gate, up: width h; down: the MLP width)
         # and dropout's mask, a byte per number
         per_token += (6 * h + width) * (c + 1)

@@ -67,8 +67,7 @@ def workload(cfg: Config, hardware: Hardware, supervised_fraction: float, method
         supervised_fraction=supervised_fraction, compute_bytes=compute,
         gradient_checkpointing=cfg.train.gradient_checkpointing if checkpointing is None else checkpointing,
         quantized_base=spec.quantization is not None, adapter=spec.adapter, shards=shards,
-        frozen_bytes=2 if frozen_bf16 else 4, chunked_loss=cfg.train.chunked_loss, on_cpu=hardware.kind == "cpu",
-        adapter_dropout=method in ("lora", "qlora", "adalora") and section.lora.lora_dropout > 0)
+        frozen_bytes=2 if frozen_bf16 else 4, chunked_loss=cfg.train.chunked_loss, on_cpu=hardware.kind == "cpu")
 
 
 def _method_section(cfg: Config, method: str):

@@ -39,6 +39,7 @@ class ModelShape:
     frozen_layers: int = 0      # decoder layers with nothing trainable (freeze's lower layers)
     embeddings_train: bool = False   # gradients flow up from the input embeddings (full, tied heads)
     head_trains: bool = False        # the output head's weight has a gradient (full, freeze)
+    adapter_dropout: bool = False    # LoRA layers drop their input: each keeps its own dropped copy and mask
 
     @property
     def active_params(self) -> int:
@@ -101,4 +102,6 @@ def from_config(config, method: MethodConfig) -> ModelShape:
         head_dim=int(_get(text, "head_dim", default=hidden // heads) or hidden // heads),
         experts=_experts(text, counts, layers), frozen_layers=frozen,
         embeddings_train=any(p.requires_grad for p in embeddings.parameters()),
-        head_trains=any(p.requires_grad for p in prepared.get_output_embeddings().parameters()))
+        head_trains=any(p.requires_grad for p in prepared.get_output_embeddings().parameters()),
+        adapter_dropout=any(isinstance(m, torch.nn.Dropout) for name, m in prepared.named_modules()
+                            if ".lora_dropout." in name))
